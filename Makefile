@@ -1,0 +1,41 @@
+# mixlake — the README's two commands are the contract:  make setup && make run ;  make test
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+export MIXLAKE_IVY := $(CURDIR)/.ivy
+export PYSPARK_PYTHON := $(CURDIR)/$(PYTHON)
+ARGS ?=
+
+.PHONY: setup run test lint bench clean java
+
+setup: java $(VENV)/.installed .ivy/mixlake-jars.json  ## venv + package + test extras + JVM jars in ./.ivy
+
+java:
+	@command -v java >/dev/null || { echo "mixlake needs Java 17 (apt-get install openjdk-17-jre-headless)"; exit 1; }
+
+$(VENV)/.installed: setup.py
+	$(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q -e ".[test,bench]"
+	touch $@
+
+# Resolves every JVM package (Delta, ...) into ./.ivy once and records the jar list, so later sessions and tests
+# start without ivy resolution or network.
+.ivy/mixlake-jars.json: $(VENV)/.installed conf/spark/local.yaml
+	$(PYTHON) -m mixlake.spark
+
+run:  ## the whole pipeline on the built-in sample corpus into ./lake
+	$(PYTHON) jobs/pipeline.py $(ARGS)
+
+test:  ## the test suite (one shared local[2] Spark session)
+	$(PYTHON) -m pytest -q tests $(ARGS)
+
+lint:
+	$(VENV)/bin/ruff check lib jobs tests bench conf setup.py
+
+bench:  ## benchmarks; prints ratios and writes bench/results/*.json
+	$(PYTHON) bench/extract_bench.py
+
+clean:
+	rm -rf lake spark-warehouse metastore_db derby.log

@@ -1,0 +1,189 @@
+"""Ingest: declared sources → ``documents``, ``quarantine`` and per-file accounting, read on the executors.
+
+The driver only lists files (and Parquet footers, to split large files by row group) and turns them into read tasks;
+each task runs a format reader (:mod:`mixlake.ingest.readers`) inside ``mapInPandas`` on an executor. Bad input never
+fails the job: it becomes a quarantine row. A repeated source id within a source keeps its first occurrence (by file,
+then offset) and quarantines the rest (``duplicate_source_id``), so ``doc_id`` is unique.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from mixlake.config import ConfigError, IngestConfig, SourceConfig
+from mixlake.ingest.readers import read_records
+
+PARSED_SCHEMA = T.StructType([
+    T.StructField("kind", T.StringType(), False),
+    T.StructField("doc_id", T.StringType(), True),
+    T.StructField("source", T.StringType(), False),
+    T.StructField("source_id", T.StringType(), True),
+    T.StructField("url", T.StringType(), True),
+    T.StructField("text", T.StringType(), True),
+    T.StructField("meta", T.StringType(), True),
+    T.StructField("file", T.StringType(), False),
+    T.StructField("offset", T.LongType(), False),
+    T.StructField("reason", T.StringType(), True),
+    T.StructField("raw", T.BinaryType(), True),
+])
+
+DOCUMENT_COLUMNS = ["doc_id", "source", "source_id", "url", "text", "n_chars", "meta", "file", "offset"]
+QUARANTINE_COLUMNS = ["source", "file", "offset", "reason", "source_id", "url", "raw"]
+
+
+@dataclass(frozen=True)
+class ReadTask:
+    task_id: int
+    source: str
+    file: str
+    relpath: str
+    row_groups: list[int] | None = None
+
+
+def _glob_root(pattern: str) -> str:
+    """The directory part of a glob before its first wildcard: relative paths (for position ids) start here."""
+    parts = pattern.split(os.sep)
+    root = []
+    for p in parts:
+        if any(c in p for c in "*?["):
+            break
+        root.append(p)
+    r = os.sep.join(root)
+    return r if os.path.isdir(r) else os.path.dirname(r)
+
+
+def list_source_files(src: SourceConfig) -> tuple[str, list[str]]:
+    """Sorted files matching ``src.path`` (local paths; ``file:`` URIs accepted). Fails fast when none match."""
+    pattern = src.path[len("file:"):] if src.path.startswith("file:") else src.path
+    if "://" in pattern:
+        raise ConfigError(f"sources.{src.name}.path: remote URIs ({pattern}) are not supported by ingest yet")
+    pattern = os.path.abspath(os.path.expanduser(pattern))
+    if os.path.isdir(pattern):
+        pattern = os.path.join(pattern, "*")
+    files = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+    if not files:
+        raise ConfigError(f"sources.{src.name}.path: no files match {src.path!r}")
+    return _glob_root(pattern), files
+
+
+def plan_read_tasks(sources: list[SourceConfig], cfg: IngestConfig) -> list[ReadTask]:
+    """One task per file; Parquet files split into row-group ranges of about ``parquet_rows_per_task`` rows."""
+    tasks: list[ReadTask] = []
+    for src in sources:
+        root, files = list_source_files(src)
+        for path in files:
+            rel = os.path.relpath(path, root)
+            if src.format == "parquet":
+                groups = _parquet_row_group_slices(path, cfg.parquet_rows_per_task)
+                if groups is not None:
+                    for g in groups:
+                        tasks.append(ReadTask(len(tasks), src.name, path, rel, g))
+                    continue
+            tasks.append(ReadTask(len(tasks), src.name, path, rel, None))
+    return tasks
+
+
+def _parquet_row_group_slices(path: str, rows_per_task: int) -> list[list[int]] | None:
+    import pyarrow.parquet as pq
+
+    try:
+        md = pq.ParquetFile(path).metadata
+    except Exception:
+        return None  # unreadable: the reader task turns it into a quarantine row
+    slices: list[list[int]] = []
+    cur: list[int] = []
+    rows = 0
+    for g in range(md.num_row_groups):
+        cur.append(g)
+        rows += md.row_group(g).num_rows
+        if rows >= rows_per_task:
+            slices.append(cur)
+            cur, rows = [], 0
+    if cur or not slices:
+        slices.append(cur)
+    return slices
+
+
+def read_sources(spark: SparkSession, tasks: list[ReadTask], sources: list[SourceConfig],
+                 cfg: IngestConfig) -> DataFrame:
+    """Run the read tasks on the executors; returns every record (doc, quarantine, skip) as ``PARSED_SCHEMA``."""
+    by_name = {s.name: s for s in sources}
+    max_raw = cfg.max_raw_bytes
+    batch_rows = cfg.batch_rows
+    task_rows = [(t.task_id, json.dumps(asdict(t))) for t in tasks]
+    n_slices = max(1, min(len(task_rows), cfg.max_tasks))
+    task_df = spark.sparkContext.parallelize(task_rows, n_slices).toDF("task_id long, task string")
+    columns = [f.name for f in PARSED_SCHEMA.fields]
+
+    def run_tasks(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            for task_json in batch["task"]:
+                t = ReadTask(**json.loads(task_json))
+                src = by_name[t.source]
+                rows: list[tuple] = []
+                for r in read_records(t.file, t.relpath, src, max_raw, t.row_groups):
+                    rows.append((r.kind, r.doc_id, t.source, r.source_id, r.url, r.text, r.meta, t.file,
+                                 int(r.offset), r.reason, r.raw))
+                    if len(rows) >= batch_rows:
+                        yield pd.DataFrame(rows, columns=columns)
+                        rows = []
+                if rows:
+                    yield pd.DataFrame(rows, columns=columns)
+
+    return task_df.mapInPandas(run_tasks, PARSED_SCHEMA)
+
+
+def _position(df: DataFrame) -> Column:
+    return F.struct(df["file"], df["offset"])
+
+
+def split_parsed(parsed: DataFrame, max_raw_bytes: int) -> tuple[DataFrame, DataFrame, DataFrame]:
+    """Parsed records → (documents, quarantine, per-file accounting).
+
+    Accounting per (source, file): ``records_read = documents + quarantined + skipped`` and ``skip_reasons``.
+    """
+    docs = parsed.filter(F.col("kind") == "doc")
+    dup_ids = (docs.groupBy("doc_id")
+               .agg(F.count(F.lit(1)).alias("_n"), F.min(F.struct("file", "offset")).alias("_first"))
+               .filter(F.col("_n") > 1))
+    joined = docs.join(dup_ids, "doc_id", "left")
+    is_first = F.col("_n").isNull() | (F.struct("file", "offset") == F.col("_first"))
+    documents = (joined.filter(is_first)
+                 .withColumn("n_chars", F.length("text"))
+                 .select(*DOCUMENT_COLUMNS))
+    dup_rows = (joined.filter(~is_first)
+                .withColumn("reason", F.lit("duplicate_source_id"))
+                .withColumn("raw", F.substring(F.encode("text", "UTF-8"), 1, max_raw_bytes)))
+    quarantine = (parsed.filter(F.col("kind") == "quarantine").select(*QUARANTINE_COLUMNS)
+                  .unionByName(dup_rows.select(*QUARANTINE_COLUMNS)))
+
+    per_kind = (parsed.withColumn("kind", F.when(F.col("kind") == "doc", F.lit("doc")).otherwise(F.col("kind")))
+                .groupBy("source", "file")
+                .agg(F.count(F.lit(1)).alias("records_read"),
+                     F.sum(F.when(F.col("kind") == "doc", 1).otherwise(0)).cast("long").alias("_docs"),
+                     F.sum(F.when(F.col("kind") == "quarantine", 1).otherwise(0)).cast("long").alias("_quar"),
+                     F.sum(F.when(F.col("kind") == "skip", 1).otherwise(0)).cast("long").alias("skipped")))
+    dups_per_file = dup_rows.groupBy("source", "file").agg(F.count(F.lit(1)).cast("long").alias("_dups"))
+    skip_reasons = (parsed.filter(F.col("kind") == "skip").groupBy("source", "file", "reason")
+                    .agg(F.count(F.lit(1)).alias("n"))
+                    .groupBy("source", "file")
+                    .agg(F.map_from_entries(F.array_sort(F.collect_list(F.struct("reason", "n"))))
+                         .alias("skip_reasons")))
+    accounting = (per_kind.join(dups_per_file, ["source", "file"], "left")
+                  .join(skip_reasons, ["source", "file"], "left")
+                  .withColumn("_dups", F.coalesce("_dups", F.lit(0)))
+                  .select("source", "file", "records_read",
+                          (F.col("_docs") - F.col("_dups")).alias("documents"),
+                          (F.col("_quar") + F.col("_dups")).alias("quarantined"),
+                          "skipped",
+                          F.coalesce("skip_reasons", F.create_map().cast("map<string,bigint>")).alias("skip_reasons")))
+    return documents, quarantine, accounting

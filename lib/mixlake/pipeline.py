@@ -1,0 +1,35 @@
+"""Run the configured ``stages`` in order in one SparkSession, printing one line per stage."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from omegaconf import DictConfig
+from pyspark.sql import SparkSession
+
+from mixlake.stages import stage_runner
+from mixlake.stages.result import StageResult
+
+log = logging.getLogger("mixlake")
+
+
+class StageFailed(RuntimeError):
+    """A stage raised; earlier stages' outputs are intact (each wrote its own Delta commits)."""
+
+
+def run_pipeline(spark: SparkSession, cfg: DictConfig) -> list[StageResult]:
+    stages = list(cfg.stages)
+    runners = [(name, stage_runner(name)) for name in stages]  # unknown stage names fail before any work
+    results = []
+    for name, runner in runners:
+        log.info("stage %s: starting", name)
+        t0 = time.time()
+        try:
+            res = runner(spark, cfg)
+        except Exception as e:
+            raise StageFailed(f"stage '{name}' failed: {type(e).__name__}: {e}") from e
+        res.seconds = time.time() - t0
+        print(res.line(), flush=True)
+        results.append(res)
+    return results

@@ -1,0 +1,195 @@
+"""The one place a SparkSession is obtained.
+
+``get_spark`` reuses whatever session already exists (Databricks, a notebook, spark-submit) and only builds one when
+none does. A built session runs ``local[2]`` by default, with Delta's SQL extension and catalog, Kryo (what Spark NLP
+needs), the project interpreter as ``PYSPARK_PYTHON`` and JVM packages resolved through a fixed ivy directory that
+``make setup`` filled, so that later starts do not touch the network.
+
+Library code never calls this: stages receive a session from the job entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from mixlake.config import SparkConfig
+
+log = logging.getLogger(__name__)
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+
+# Settings every session we build gets; users override any of them with spark.conf.<key>=<value>.
+BASE_CONF: dict[str, str] = {
+    "spark.sql.extensions": DELTA_EXTENSION,
+    "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+    "spark.serializer": "org.apache.spark.serializer.KryoSerializer",
+    "spark.kryoserializer.buffer.max": "2000M",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    # Delta: no deletion vectors/column mapping so that the `deltalake` package reads our tables with pyarrow.
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+    "spark.databricks.delta.schema.autoMerge.enabled": "false",
+}
+
+
+def project_root() -> Path | None:
+    """The source checkout this package was installed from (editable installs), if any."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "setup.py").exists() and (parent / "conf").is_dir():
+            return parent
+    return None
+
+
+def default_ivy_dir() -> str | None:
+    env = os.environ.get("MIXLAKE_IVY")
+    if env:
+        return str(Path(env).resolve())
+    root = project_root()
+    if root is not None:
+        return str(root / ".ivy")
+    return None
+
+
+def on_databricks() -> bool:
+    return "DATABRICKS_RUNTIME_VERSION" in os.environ
+
+
+def jvm_already_launched() -> bool:
+    """True under spark-submit / pyspark shell: the JVM (and its classpath) exists before Python runs."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def jvm_packages(cfg: SparkConfig) -> list[str]:
+    pkgs = list(cfg.packages)
+    if cfg.nlp:
+        pkgs.append(cfg.nlp_package)
+    return pkgs
+
+
+def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
+    """Return the active session, or build one from ``cfg`` (see module docstring)."""
+    cfg = cfg or SparkConfig()
+    active = SparkSession.getActiveSession()
+    if active is None and on_databricks():
+        # Databricks owns jars, master and Delta; never add packages there.
+        active = SparkSession.builder.getOrCreate()
+    if active is not None:
+        _apply_runtime_conf(active, cfg)
+        _check_delta(active)
+        return active
+    user_conf = {**BASE_CONF, **{k: str(v) for k, v in cfg.conf.items()}}
+    if jvm_already_launched():
+        # spark-submit: master and jars came from the command line; static confs can still be set here because the
+        # SparkContext is created by this call.
+        builder = SparkSession.builder.appName(cfg.app_name)
+        for k, v in user_conf.items():
+            builder = builder.config(k, v)
+        spark = builder.getOrCreate()
+        spark.sparkContext.setLogLevel(cfg.log_level)
+        _check_delta(spark)
+        return spark
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    if cfg.master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.master(cfg.master).appName(cfg.app_name)
+    builder = builder.config("spark.driver.memory", cfg.driver_memory)
+    pkgs = jvm_packages(cfg)
+    ivy = cfg.ivy or default_ivy_dir()
+    jars = resolved_jars(ivy, pkgs) if ivy else None
+    if jars:
+        # Resolved before (make setup): hand Spark the jar files, no ivy resolution, no network.
+        builder = builder.config("spark.jars", ",".join(jars))
+    elif pkgs:
+        builder = builder.config("spark.jars.packages", ",".join(pkgs))
+        if ivy:
+            builder = builder.config("spark.jars.ivy", ivy)
+    for k, v in user_conf.items():
+        builder = builder.config(k, v)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel(cfg.log_level)
+    _check_delta(spark)
+    if ivy and pkgs and not jars:
+        _write_manifest(spark, ivy, pkgs)
+    return spark
+
+
+MANIFEST = "mixlake-jars.json"
+
+
+def resolved_jars(ivy: str, packages: list[str]) -> list[str] | None:
+    """Jar files an earlier resolution of exactly ``packages`` produced in ``ivy`` (all must still exist)."""
+    path = Path(ivy) / MANIFEST
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    jars = data.get("jars", [])
+    if sorted(data.get("packages", [])) != sorted(packages) or not jars:
+        return None
+    if not all(Path(j.removeprefix("file://")).exists() for j in jars):
+        return None
+    return list(jars)
+
+
+def _write_manifest(spark: SparkSession, ivy: str, packages: list[str]) -> None:
+    jars = [j for j in (spark.sparkContext.getConf().get("spark.jars") or "").split(",") if j]
+    if jars:
+        Path(ivy).mkdir(parents=True, exist_ok=True)
+        (Path(ivy) / MANIFEST).write_text(json.dumps({"packages": sorted(packages), "jars": jars}, indent=1))
+
+
+def _apply_runtime_conf(spark: SparkSession, cfg: SparkConfig) -> None:
+    for k, v in cfg.conf.items():
+        try:
+            spark.conf.set(k, str(v))
+        except Exception as e:  # static confs (e.g. spark.executor.memory) cannot change on a live session
+            log.warning("cannot set %s on the existing session (%s); set it at submit time", k, e)
+
+
+def _check_delta(spark: SparkSession) -> None:
+    try:
+        spark.sparkContext._jvm.java.lang.Class.forName(  # type: ignore[union-attr]
+            DELTA_EXTENSION, True, spark.sparkContext._jvm.Thread.currentThread().getContextClassLoader()  # type: ignore[union-attr]
+        )
+    except Exception as e:
+        raise RuntimeError(
+            "Delta Lake classes are not on this Spark session's classpath. "
+            "Under spark-submit pass them at submit time:\n"
+            f"  spark-submit --packages {','.join(SparkConfig().packages)} "
+            f"--conf spark.sql.extensions={DELTA_EXTENSION} "
+            f"--conf spark.sql.catalog.spark_catalog={DELTA_CATALOG} jobs/<stage>.py ...\n"
+            "(or use bin/mixlake-submit, which adds them)."
+        ) from e
+
+
+def resolve(argv: list[str]) -> int:
+    """``python -m mixlake.spark [overrides]``: resolve the JVM packages into the ivy dir and smoke-test Delta."""
+    import tempfile
+
+    from mixlake.cli import load_config
+    from mixlake.config import to_dataclass
+
+    cfg = to_dataclass(SparkConfig, load_config(argv).spark, "spark")
+    ivy = cfg.ivy or default_ivy_dir()
+    if ivy:
+        (Path(ivy) / MANIFEST).unlink(missing_ok=True)
+    spark = get_spark(cfg)
+    with tempfile.TemporaryDirectory() as d:
+        spark.range(3).write.format("delta").save(f"{d}/t")
+        n = spark.read.format("delta").load(f"{d}/t").count()
+    print(f"resolved {', '.join(jvm_packages(cfg))} into {ivy}; Delta smoke test read {n} rows")
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(resolve(sys.argv[1:]))

@@ -1,0 +1,21 @@
+"""Stage ``sample``: write the built-in synthetic corpus (files + ground truth) under ``sample.dir``."""
+
+from __future__ import annotations
+
+import logging
+
+from omegaconf import DictConfig
+from pyspark.sql import SparkSession
+
+from mixlake.sample.generate import ensure_sample, sample_config
+from mixlake.stages.result import StageResult
+
+log = logging.getLogger(__name__)
+
+
+def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
+    sc = sample_config(cfg)
+    if not sc.enabled:
+        return StageResult("sample", details={"skipped": "sample.enabled=false"})
+    generated = ensure_sample(sc)
+    return StageResult("sample", details={"dir": sc.dir, "generated": generated})

@@ -1,0 +1,43 @@
+"""mixlake: Hydra-configured PySpark jobs that turn raw crawls into LLM pretraining data.
+
+The library lives in ``lib/mixlake``; the Hydra configuration tree in ``conf/`` is shipped inside the package as
+``mixlake.conf`` so that jobs resolve their configs from the installed package, never from the working directory.
+"""
+
+from setuptools import find_packages, setup
+
+# Pins that resolve together on Python 3.11 + Java 17 (see ../shared/notes/stack.md and README "Versions").
+INSTALL_REQUIRES = [
+    "pyspark==4.1.4",
+    "delta-spark==4.4.0",  # the JVM side is io.delta:delta-spark_4.1_2.13:4.4.0 (4.4.1 is not on Maven Central)
+    "spark-nlp==7.0.0",  # Python side only; the JVM jar is opt-in (spark.nlp=true), see README
+    "hydra-core==1.3.8",
+    "omegaconf>=2.3,<2.4",
+    "pyarrow>=21,<27",
+    "pandas>=2.2,<3",
+    "numpy>=1.26,<2.2",
+    "xxhash>=3.5,<5",
+    "zstandard>=0.23,<0.26",
+    "warcio==1.8.1",
+    "resiliparse==2.0.1",
+    "trafilatura==2.3.1",
+    "rensa==0.5.0",
+]
+
+EXTRAS = {
+    "test": ["pytest>=8,<10", "ruff>=0.6", "deltalake==1.6.6"],
+    "bench": ["datasketch==2.0.0"],
+}
+
+setup(
+    name="mixlake",
+    version="0.1.0",
+    description="Hydra-configured PySpark batch jobs for LLM pretraining data: ingest, quality, dedup, mixtures, MDS",
+    python_requires=">=3.11,<3.12",
+    package_dir={"": "lib", "mixlake.conf": "conf"},
+    packages=[*find_packages("lib"), "mixlake.conf"],
+    package_data={"mixlake.conf": ["*.yaml", "*/*.yaml"]},
+    include_package_data=True,
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+)

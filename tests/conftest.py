@@ -1,0 +1,72 @@
+"""One shared local[2] SparkSession per test run, plus a small sample lake ingested once."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REALDATA = REPO.parent / "shared" / "realdata"
+# Small but with every injected case present; tests derive expectations from the ground-truth file.
+SAMPLE_ARGS = ["sample.scale=0.25", "sample.seed=7"]
+
+
+def realdata(sub: str) -> Path:
+    p = REALDATA / sub
+    if not p.exists():
+        pytest.skip(f"real third-party data not available: {p} (see ../shared/realdata/README.md)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def spark():
+    from mixlake.config import SparkConfig
+    from mixlake.spark import get_spark
+
+    s = get_spark(SparkConfig(conf={
+        "spark.sql.shuffle.partitions": "4",
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": "false",
+    }))
+    yield s
+    s.stop()
+
+
+def compose(*overrides: str):
+    from mixlake.cli import load_config
+
+    return load_config(list(overrides))
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    from mixlake.sample.generate import ensure_sample, sample_config
+
+    d = tmp_path_factory.mktemp("sample")
+    ensure_sample(sample_config(compose(*SAMPLE_ARGS, f"sample.dir={d}")))
+    return d
+
+
+@pytest.fixture(scope="session")
+def ground_truth(sample_dir) -> dict:
+    return json.loads((sample_dir / "ground_truth.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def sample_lake(spark, sample_dir, tmp_path_factory):
+    """(cfg, StageResult) of one ingest of the sample into a fresh lake."""
+    from mixlake.stages import ingest
+
+    lake = tmp_path_factory.mktemp("lake")
+    cfg = compose(*SAMPLE_ARGS, f"sample.dir={sample_dir}", f"lake={lake}")
+    return cfg, ingest.run(spark, cfg)
+
+
+def run_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("MIXLAKE_IVY", str(REPO / ".ivy"))
+    return env
