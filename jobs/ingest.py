@@ -1,4 +1,4 @@
-"""Stage `ingest` as a job: `python jobs/ingest.py key=value ...` or `spark-submit jobs/ingest.py key=value ...`."""
+"""Stage `ingest` as a job (`python jobs/ingest.py key=value ...`, or the same under spark-submit)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""Stage `sample` as a job: `python jobs/sample.py key=value ...` or `spark-submit jobs/sample.py key=value ...`."""
+"""Stage `sample` as a job (`python jobs/sample.py key=value ...`, or the same under spark-submit)."""
 
 import sys
 

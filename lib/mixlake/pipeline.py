@@ -8,7 +8,8 @@ import time
 from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
-from mixlake.stages import stage_runner
+from mixlake.config import ConfigError
+from mixlake.stages import stage_runner, stage_validator
 from mixlake.stages.result import StageResult
 
 log = logging.getLogger("mixlake")
@@ -21,12 +22,16 @@ class StageFailed(RuntimeError):
 def run_pipeline(spark: SparkSession, cfg: DictConfig) -> list[StageResult]:
     stages = list(cfg.stages)
     runners = [(name, stage_runner(name)) for name in stages]  # unknown stage names fail before any work
+    for name in stages:
+        stage_validator(name)(cfg)  # every stage's config is checked before the first one runs
     results = []
     for name, runner in runners:
         log.info("stage %s: starting", name)
         t0 = time.time()
         try:
             res = runner(spark, cfg)
+        except ConfigError as e:
+            raise ConfigError(f"stage '{name}': {e}") from e
         except Exception as e:
             raise StageFailed(f"stage '{name}' failed: {type(e).__name__}: {e}") from e
         res.seconds = time.time() - t0

@@ -1,7 +1,8 @@
 """Text normalisation and shingling shared by the sample's ground truth and the dedup stage.
 
 The default normalisation follows datatrove's MinHash dedup (``simplify_text``: lowercase, strip punctuation,
-digits → 0, collapse whitespace) plus Unicode NFKC; the stored ``text`` is never altered by it.
+digits → 0, collapse whitespace) plus Unicode NFKC; the stored ``text`` is never altered by it. Whitespace is always
+collapsed (texts are compared as word sequences).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import dataclass
 
 _PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
 _DIGIT = re.compile(r"\d", re.UNICODE)
-_WS = re.compile(r"\s+", re.UNICODE)
 
 
 @dataclass(frozen=True)
@@ -23,21 +23,29 @@ class NormalizeConfig:
     nfkc: bool = True
     strip_punctuation: bool = True
     digits_to_zero: bool = True
-    collapse_whitespace: bool = True
+
+
+def normalize_word(word: str, cfg: NormalizeConfig = NormalizeConfig()) -> str:
+    """Per-word part of the normalisation (applied to each distinct word once per batch by the MinHash UDF)."""
+    if cfg.nfkc:
+        word = unicodedata.normalize("NFKC", word)
+    if cfg.lowercase:
+        word = word.lower()
+    if cfg.digits_to_zero:
+        word = _DIGIT.sub("0", word)
+    return word
 
 
 def normalize(text: str, cfg: NormalizeConfig = NormalizeConfig()) -> str:
-    if cfg.nfkc:
-        text = unicodedata.normalize("NFKC", text)
-    if cfg.lowercase:
-        text = text.lower()
+    """Reference normalisation: punctuation (anything but letters, numbers, whitespace; and ``_``) → space, split on
+    whitespace, then per word NFKC, lowercase, digits → 0; words joined by single spaces.
+
+    The MinHash UDF computes exactly this in two parts (Arrow regex + split over the batch, then
+    :func:`normalize_word` per distinct word); tests check the two agree.
+    """
     if cfg.strip_punctuation:
         text = _PUNCT.sub(" ", text)
-    if cfg.digits_to_zero:
-        text = _DIGIT.sub("0", text)
-    if cfg.collapse_whitespace:
-        text = _WS.sub(" ", text).strip()
-    return text
+    return " ".join(normalize_word(w, cfg) for w in text.split())
 
 
 def word_shingles(normalized: str, n: int = 5) -> set[str]:

@@ -15,7 +15,15 @@ from mixlake.stages.result import StageResult
 STAGE_MODULES = {
     "sample": "mixlake.stages.sample",
     "ingest": "mixlake.stages.ingest",
+    "dedup": "mixlake.stages.dedup",
+    "eval_dedup": "mixlake.stages.eval_dedup",
 }
+
+
+def stage_validator(name: str) -> Callable[[Any], None]:
+    """The stage's config check (fails fast naming the key), or a no-op."""
+    stage_runner(name)
+    return getattr(importlib.import_module(STAGE_MODULES[name]), "validate", lambda cfg: None)  # type: ignore[no-any-return]
 
 
 def stage_runner(name: str) -> Callable[[Any, Any], StageResult]:

@@ -20,6 +20,12 @@ from mixlake.stages.result import StageResult
 log = logging.getLogger(__name__)
 
 
+def validate(cfg: DictConfig) -> None:
+    sample_config(cfg)
+    source_configs(cfg)
+    to_dataclass(IngestConfig, cfg.get("ingest"), "ingest")
+
+
 def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     sc = sample_config(cfg)
     if sc.enabled:

@@ -1,0 +1,8 @@
+"""Stage `eval_dedup` as a job (`python jobs/eval_dedup.py key=value ...`, or the same under spark-submit)."""
+
+import sys
+
+from mixlake.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main("eval_dedup"))
