@@ -42,9 +42,12 @@ def connected_components(edges: DataFrame, max_iterations: int = 40) -> DataFram
     ``component`` is the smallest node id of its component (deterministic)."""
     e = (edges.select(F.col("src").alias("u"), F.col("dst").alias("v")).filter(F.col("u") != F.col("v"))
          .select(F.greatest("u", "v").alias("u"), F.least("u", "v").alias("v")).distinct())
+    reliable = edges.sparkSession.sparkContext.getCheckpointDir() is not None
     for i in range(1, max_iterations + 1):
         e = _small_star(_large_star(e))
-        e = e.checkpoint()  # reliable: survives a lost executor, and cuts the lineage
+        # reliable checkpoints (the stage sets a dir on the lake) survive a lost executor and cut the lineage;
+        # without a checkpoint dir (library use in a notebook), local checkpoints still cut the lineage.
+        e = e.checkpoint() if reliable else e.localCheckpoint()
         # converged when every edge points at a root: no edge's target is itself the source of an edge
         not_star = e.join(e.select(F.col("u").alias("v")).distinct(), "v", "left_semi").limit(1).count()
         log.info("connected components: round %d, star=%s", i, not_star == 0)

@@ -123,9 +123,12 @@ def verify_candidates(cands: DataFrame, sigs: DataFrame, docs: DataFrame, cfg: D
 
 def keep_order(docs: DataFrame, priorities: dict[str, int]) -> list[Any]:
     """Sort keys of the keep rule (first = kept): source priority, quality score, longest text, smallest doc_id."""
-    mapping = F.create_map(*[x for k, v in sorted(priorities.items()) for x in (F.lit(k), F.lit(v))]) \
-        if priorities else F.create_map()
-    order = [F.coalesce(mapping[F.col("source")], F.lit(1 << 30)).asc()]
+    if priorities:
+        mapping = F.create_map(*[x for k, v in sorted(priorities.items()) for x in (F.lit(k), F.lit(int(v)))])
+        rank = mapping[F.col("source")]
+    else:
+        rank = F.lit(None).cast("int")
+    order = [F.coalesce(rank, F.lit(1 << 30)).asc()]
     if "quality_score" in docs.columns:
         order.append(F.col("quality_score").desc_nulls_last())
     order += [F.col("n_chars").desc(), F.col("doc_id").asc()]
