@@ -129,11 +129,12 @@ class _Words:
         self.vocab = np.array(words, dtype=object)
         ranks = np.arange(1, vocab_size + 1, dtype=np.float64)
         p = 1.0 / (ranks + 2.7) ** 1.07
-        self.p = p / p.sum()
+        self.cdf = np.cumsum(p / p.sum())
+        self.cdf[-1] = 1.0
         self.rng = rng
 
     def words(self, n: int) -> list[str]:
-        return list(self.vocab[self.rng.choice(len(self.vocab), size=n, p=self.p)])
+        return list(self.vocab[np.searchsorted(self.cdf, self.rng.random(n), side="right")])
 
     def sentence(self) -> str:
         n = int(self.rng.integers(7, 24))
