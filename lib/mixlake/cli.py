@@ -89,9 +89,6 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     _setup_logging()
     try:
         cfg = load_config(argv)
-        if job != "pipeline":
-            with open_dict(cfg):
-                cfg.stages = [job]
         if print_cfg:
             print(OmegaConf.to_yaml(cfg))
             return 0
@@ -105,7 +102,7 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     t0 = time.time()
     spark = get_spark(spark_cfg)
     try:
-        run_pipeline(spark, cfg)
+        run_pipeline(spark, cfg, only=None if job == "pipeline" else [job])
     except ConfigError as e:
         print(f"mixlake: config error: {e}", file=sys.stderr)
         return 2

@@ -127,8 +127,13 @@ def to_dataclass(cls: type, node: Any, key: str, **extra: Any) -> Any:
             continue
         v = values[f.name]
         tp = hints[f.name]
-        if tp is float and isinstance(v, int) and not isinstance(v, bool):
+        wants_float = tp is float or float in typing.get_args(tp)
+        if wants_float and isinstance(v, int) and not isinstance(v, bool):
             v = float(v)
+        if typing.get_origin(tp) is dict and isinstance(v, dict):
+            val_t = (typing.get_args(tp) or (Any, Any))[1]
+            if val_t is float:
+                v = {k: float(x) if isinstance(x, int) and not isinstance(x, bool) else x for k, x in v.items()}
         if not _type_ok(v, tp):
             raise ConfigError(f"config key '{key}.{f.name}' has value {v!r}, expected {tp}")
         kwargs[f.name] = v

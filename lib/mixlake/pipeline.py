@@ -19,8 +19,9 @@ class StageFailed(RuntimeError):
     """A stage raised; earlier stages' outputs are intact (each wrote its own Delta commits)."""
 
 
-def run_pipeline(spark: SparkSession, cfg: DictConfig) -> list[StageResult]:
-    stages = list(cfg.stages)
+def run_pipeline(spark: SparkSession, cfg: DictConfig, only: list[str] | None = None) -> list[StageResult]:
+    """Run ``cfg.stages`` (or just ``only``: a single job keeps the pipeline's ``stages`` for context)."""
+    stages = list(only) if only is not None else list(cfg.stages)
     runners = [(name, stage_runner(name)) for name in stages]  # unknown stage names fail before any work
     for name in stages:
         stage_validator(name)(cfg)  # every stage's config is checked before the first one runs

@@ -80,6 +80,7 @@ class SampleConfig:
     boilerplate_docs: int = 300
     low_quality_fraction: float = 0.04
     bad_records: int = 12
+    budget_tokens: float = 5.0e6  # the mix stage plans this when no budget is configured
 
 
 @dataclass
@@ -225,6 +226,7 @@ def config_hash(sc: SampleConfig) -> str:
     d = asdict(sc)
     d.pop("dir")
     d.pop("enabled")
+    d.pop("budget_tokens")
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -401,7 +403,7 @@ def generate_sample(sc: SampleConfig) -> GroundTruth:
     with open(os.path.join(tmp, "ground_truth.json"), "w") as fh:
         json.dump(asdict(gt), fh, indent=1, sort_keys=True)
     with open(os.path.join(tmp, "_SUCCESS.json"), "w") as fh:
-        knobs = {k: v for k, v in asdict(sc).items() if k not in ("dir", "enabled")}
+        knobs = {k: v for k, v in asdict(sc).items() if k not in ("dir", "enabled", "budget_tokens")}
         json.dump({"config_hash": config_hash(sc), "config": knobs}, fh, indent=1, sort_keys=True)
     if os.path.exists(out):
         old = out + ".old"

@@ -17,6 +17,8 @@ STAGE_MODULES = {
     "ingest": "mixlake.stages.ingest",
     "dedup": "mixlake.stages.dedup",
     "eval_dedup": "mixlake.stages.eval_dedup",
+    "tokens": "mixlake.stages.tokens",
+    "mix": "mixlake.stages.mix",
 }
 
 

