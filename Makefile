@@ -34,8 +34,9 @@ test:  ## the test suite (one shared local[2] Spark session)
 lint:
 	$(VENV)/bin/ruff check lib jobs tests bench conf setup.py
 
-bench:  ## benchmarks; prints ratios and writes bench/results/*.json
+bench:  ## benchmarks; prints ratios and writes bench/results/*.json (dedup at 100K and 1M documents: ~1 h here)
 	$(PYTHON) bench/extract_bench.py
+	$(PYTHON) bench/dedup_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log
