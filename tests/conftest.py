@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,6 @@ def run_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("MIXLAKE_IVY", str(REPO / ".ivy"))
     return env
+
+
+sys.path.insert(0, str(REPO / "bench"))  # tests reuse bench helpers (e.g. bench_langid.labelled_pages)

@@ -43,6 +43,8 @@ class SourceConfig:
     verify_digests: bool = True
     # lower number = preferred when dedup picks a cluster representative.
     priority: int = 100
+    # false: the quality rules do not apply to this source (e.g. code is not prose).
+    quality: bool = True
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ class DedupConfig:
     scope: str = "global"  # global | source
     source_priority: list[str] = field(default_factory=list)  # keep-rule order; empty: sources.*.priority
     cc_max_iterations: int = 40
-    input_table: str = "documents"
+    input_table: str = "auto"  # auto: quality_kept when the quality stage is configured, else documents
 
     def __post_init__(self) -> None:
         if self.verify not in ("signature", "exact", "none"):

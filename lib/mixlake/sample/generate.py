@@ -109,7 +109,7 @@ def sample_sources(cfg: Any) -> dict[str, dict[str, Any]]:
     return {
         "web": {"path": f"{d}/web/*.jsonl.gz", "format": "jsonl", "priority": 50},
         "wiki": {"path": f"{d}/wiki/*.parquet", "format": "parquet", "priority": 10},
-        "code": {"path": f"{d}/code/*.jsonl.zst", "format": "jsonl", "priority": 20},
+        "code": {"path": f"{d}/code/*.jsonl.zst", "format": "jsonl", "priority": 20, "quality": False},
         "books": {"path": f"{d}/books/*.txt", "format": "text", "id_field": None, "url_field": None, "priority": 30},
         "crawl": {"path": f"{d}/crawl/*.warc.gz", "format": "warc", "priority": 60},
     }

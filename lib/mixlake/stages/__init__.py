@@ -15,8 +15,10 @@ from mixlake.stages.result import StageResult
 STAGE_MODULES = {
     "sample": "mixlake.stages.sample",
     "ingest": "mixlake.stages.ingest",
+    "quality": "mixlake.stages.quality",
     "dedup": "mixlake.stages.dedup",
     "eval_dedup": "mixlake.stages.eval_dedup",
+    "spans": "mixlake.stages.spans",
     "tokens": "mixlake.stages.tokens",
     "mix": "mixlake.stages.mix",
 }

@@ -16,6 +16,7 @@ from mixlake.config import plain, source_configs, to_dataclass
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate
 from mixlake.delta import read_table, replace_table, table_path, table_version
+from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
 from mixlake.text import NormalizeConfig
 
@@ -53,7 +54,7 @@ def _tmp_dir(lake: str) -> str:
 
 def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     d = dedup_config(cfg)
-    docs = read_table(spark, cfg.lake, d.input_table)
+    docs = read_table(spark, cfg.lake, cleaned_input(cfg, d.input_table, stage="dedup"))
     tmp = _tmp_dir(cfg.lake)
     spark.sparkContext.setCheckpointDir(f"{tmp}/checkpoints")
 

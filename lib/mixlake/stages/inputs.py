@@ -1,20 +1,23 @@
-"""Which table a downstream stage reads: the cleanest one the configured pipeline produces."""
+"""Which table a stage reads: the cleanest one the configured pipeline produces upstream of it."""
 
 from __future__ import annotations
 
 from omegaconf import DictConfig
 
-# stage -> the table it produces that later stages read instead of `documents`
-CLEANED_BY = [("spans", "documents_clean"), ("dedup", "deduped"), ("quality", "quality_kept")]
+# pipeline order of the cleaning stages and the table each produces for the stages after it
+CLEANING = [("quality", "quality_kept"), ("dedup", "deduped"), ("spans", "documents_clean")]
 
 
-def cleaned_input(cfg: DictConfig, requested: str = "auto") -> str:
-    """``requested`` if not ``auto``; else the output of the latest cleaning stage in ``cfg.stages``, else
-    ``documents`` (a disabled stage's stale table is never picked)."""
+def cleaned_input(cfg: DictConfig, requested: str = "auto", stage: str | None = None) -> str:
+    """``requested`` unless ``auto``; else the output of the last cleaning stage in ``cfg.stages`` that runs before
+    ``stage`` (all of them for a stage after the cleaning ones), else ``documents``. A stage that is not configured
+    is never read from, even if a stale table of it exists."""
     if requested != "auto":
         return requested
     stages = list(cfg.get("stages") or [])
-    for stage, table in CLEANED_BY:
-        if stage in stages:
+    order = [name for name, _ in CLEANING]
+    upstream = order[: order.index(stage)] if stage in order else order
+    for name, table in reversed(CLEANING):
+        if name in upstream and name in stages:
             return table
     return "documents"

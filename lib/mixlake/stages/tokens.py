@@ -32,7 +32,7 @@ def validate(cfg: DictConfig) -> None:
 
 def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     tc = tokenizer_config(cfg)
-    source = cleaned_input(cfg, str(cfg.get("tokens", {}).get("input_table", "auto")))
+    source = cleaned_input(cfg, str(cfg.get("tokens", {}).get("input_table", "auto")), stage="tokens")
     docs = read_table(spark, cfg.lake, source)
     t0 = time.time()
     counts_path = table_path(cfg.lake, "token_counts")

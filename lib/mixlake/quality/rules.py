@@ -1,0 +1,69 @@
+"""Keep decisions from quality signals: each rule is ``signal`` within ``[min, max]``; a document failing it gets
+the rule's name in ``drop_reasons``. Rule sets are Hydra groups (``quality=[gopher,c4,fineweb]`` or ``none``) whose
+thresholds can be overridden (``quality.rules.gopher_stop_words.min=1``) or removed (``~quality.rules.c4_policy``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from mixlake.config import ConfigError, to_dataclass
+from mixlake.quality.signals import SIGNAL_COLUMNS
+
+
+@dataclass(frozen=True)
+class Rule:
+    signal: str
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    rules: dict[str, Rule] = field(default_factory=dict)
+    languages: list[str] | None = None  # keep only these (ISO 639-1); null: any
+    min_lang_score: float = 0.5  # with `languages`: also require this confidence
+    langid: str = "langid"  # langid | lingua
+    apply_to: list[str] | None = None  # sources the rules apply to; null: all (others are kept untouched)
+
+
+def quality_config(node: dict[str, Any]) -> QualityConfig:
+    node = dict(node or {})
+    rules = {}
+    for name, r in (node.pop("rules", None) or {}).items():
+        rule = to_dataclass(Rule, r, f"quality.rules.{name}")
+        if rule.signal not in SIGNAL_COLUMNS:
+            raise ConfigError(f"config key 'quality.rules.{name}.signal': unknown signal {rule.signal!r}; "
+                              f"known: {', '.join(SIGNAL_COLUMNS)}")
+        if rule.min is None and rule.max is None:
+            raise ConfigError(f"config key 'quality.rules.{name}' needs min and/or max")
+        rules[str(name)] = rule
+    qc = to_dataclass(QualityConfig, node, "quality", rules=rules)
+    if qc.langid not in ("langid", "lingua"):
+        raise ConfigError("config key 'quality.langid' must be langid or lingua")
+    return qc
+
+
+def _fails(rule: Rule) -> Column:
+    c = F.col(rule.signal)
+    cond = F.lit(False)
+    if rule.min is not None:
+        cond = cond | (c < F.lit(rule.min))
+    if rule.max is not None:
+        cond = cond | (c > F.lit(rule.max))
+    return cond
+
+
+def apply_rules(signals: DataFrame, qc: QualityConfig) -> DataFrame:
+    """Adds ``drop_reasons`` (sorted rule names; ``language`` for the language filter) and ``keep``."""
+    reasons = [F.when(_fails(r), F.lit(name)) for name, r in sorted(qc.rules.items())]
+    if qc.languages:
+        lang_ok = F.col("lang").isin(list(qc.languages)) & (F.col("lang_score") >= F.lit(qc.min_lang_score))
+        reasons.append(F.when(~lang_ok, F.lit("language")))
+    arr = F.filter(F.array(*reasons), lambda x: x.isNotNull()) if reasons else F.array().cast("array<string>")
+    if qc.apply_to is not None:
+        arr = F.when(F.col("source").isin(list(qc.apply_to)), arr).otherwise(F.array().cast("array<string>"))
+    return signals.withColumn("drop_reasons", arr).withColumn("keep", F.size("drop_reasons") == 0)

@@ -1,0 +1,67 @@
+"""Stage ``quality``: signals, language and keep decisions per document → Delta ``quality`` (signals, ``lang``,
+``lang_score``, ``keep``, ``drop_reasons``), ``quality_kept`` (kept documents, ``documents`` schema) and
+``quality_counts`` (per source and rule: documents dropped, with the smallest-``doc_id`` example)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from omegaconf import DictConfig
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from mixlake.config import ConfigError, plain, source_configs
+from mixlake.delta import read_table, replace_table, table_path, table_version
+from mixlake.quality.rules import QualityConfig, apply_rules, quality_config
+from mixlake.quality.signals import quality_signals
+from mixlake.stages.result import StageResult
+
+log = logging.getLogger(__name__)
+
+
+def stage_config(cfg: DictConfig) -> QualityConfig:
+    qc = quality_config(plain(cfg.get("quality")))
+    if qc.apply_to is None:
+        try:
+            sources = source_configs(cfg)
+        except ConfigError:
+            return qc
+        if not all(s.quality for s in sources):
+            qc = replace(qc, apply_to=[s.name for s in sources if s.quality])
+    return qc
+
+
+def validate(cfg: DictConfig) -> None:
+    stage_config(cfg)
+
+
+def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
+    qc = stage_config(cfg)
+    docs = read_table(spark, cfg.lake, "documents")
+    tagged = apply_rules(quality_signals(docs, qc.langid), qc)
+    qpath = table_path(cfg.lake, "quality")
+    replace_table(tagged, qpath, partition_by=["source"])
+    q = spark.read.format("delta").load(qpath)
+    kept = docs.join(q.filter("keep").select("doc_id"), "doc_id", "left_semi")
+    replace_table(kept, table_path(cfg.lake, "quality_kept"), partition_by=["source"])
+    exploded = q.select("source", "doc_id", F.explode("drop_reasons").alias("rule"))
+    counts = (exploded.groupBy("source", "rule")
+              .agg(F.count(F.lit(1)).alias("dropped"), F.min("doc_id").alias("example_doc_id"))
+              .orderBy("source", "rule"))
+    replace_table(counts, table_path(cfg.lake, "quality_counts"))
+    per_source = q.groupBy("source").agg(F.count(F.lit(1)).alias("n"),
+                                         F.sum(F.col("keep").cast("int")).alias("kept")).orderBy("source").collect()
+    rule_counts = spark.read.format("delta").load(table_path(cfg.lake, "quality_counts")).collect()
+    res = StageResult("quality", outputs={"quality": table_version(spark, qpath)})
+    for r in per_source:
+        res.records_in += int(r.n)
+        res.records_out += int(r.kept)
+        log.info("quality %s: in=%d kept=%d", r.source, r.n, r.kept)
+    res.dropped = res.records_in - res.records_out
+    res.details = {"per_rule": [r.asDict() for r in rule_counts],
+                   "per_source": {r.source: {"in": int(r.n), "kept": int(r.kept)} for r in per_source}}
+    for r in rule_counts:
+        log.info("quality rule %s/%s dropped %d (e.g. %s)", r.source, r.rule, r.dropped, r.example_doc_id)
+    res.check()
+    return res

@@ -1,0 +1,60 @@
+"""Stage ``spans``: remove spans repeated across the corpus → Delta ``spans`` (every removed span: text, count,
+documents, words, occurrences removed) and ``documents_clean`` (the texts after removal, ``documents`` schema plus
+``removed_chars``; a document left empty is dropped and counted)."""
+
+from __future__ import annotations
+
+import logging
+
+from omegaconf import DictConfig
+from pyspark.sql import SparkSession, Window
+from pyspark.sql import functions as F
+
+from mixlake.config import plain, to_dataclass
+from mixlake.delta import read_table, replace_table, table_path, table_version
+from mixlake.spans.spans import SpansConfig, remove_spans, repeated_spans, span_occurrences
+from mixlake.stages.inputs import cleaned_input
+from mixlake.stages.result import StageResult
+
+log = logging.getLogger(__name__)
+
+
+def spans_config(cfg: DictConfig) -> SpansConfig:
+    return to_dataclass(SpansConfig, plain(cfg.get("spans")), "spans")
+
+
+def validate(cfg: DictConfig) -> None:
+    spans_config(cfg)
+
+
+def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
+    sc = spans_config(cfg)
+    source = cleaned_input(cfg, sc.input_table, stage="spans")
+    docs = read_table(spark, cfg.lake, source)
+    tmp = table_path(cfg.lake, "_tmp_span_occurrences")
+    rep = repeated_spans(span_occurrences(docs, sc), sc)
+    rep.write.mode("overwrite").parquet(tmp)  # materialised once: feeds both outputs
+    rep = spark.read.parquet(tmp)
+    first = rep.filter(~F.col("remove")) if sc.keep == "first" else rep
+    example = (first.withColumn("_r", F.row_number().over(Window.partitionBy("span_hash").orderBy("doc_id", "start")))
+        .filter("_r = 1").join(docs.select("doc_id", "text"), "doc_id")
+        .select("span_hash", F.expr("substring(text, start + 1, end - start)").alias("text")))
+    spans = (rep.groupBy("span_hash").agg(F.first("count").alias("count"), F.first("n_docs").alias("n_docs"),
+                                          F.max("n_words").alias("n_words"),
+                                          F.sum(F.col("remove").cast("int")).alias("removed"))
+             .join(example, "span_hash").orderBy(F.desc("count"), "span_hash"))
+    replace_table(spans, table_path(cfg.lake, "spans"))
+    cleaned = remove_spans(docs, rep.filter("remove").select("doc_id", "start", "end"))
+    out_path = table_path(cfg.lake, "documents_clean")
+    replace_table(cleaned.filter(F.length(F.trim("text")) > 0), out_path, partition_by=["source"])
+    n_in = docs.count()
+    n_out = spark.read.format("delta").load(out_path).count()
+    top = spark.read.format("delta").load(table_path(cfg.lake, "spans")).limit(5).collect()
+    for r in top:
+        log.info("spans: %d x (%d docs, %d words): %s", r["count"], r.n_docs, r.n_words, r.text[:100])
+    stats = spark.read.format("delta").load(out_path).agg(F.sum("removed_chars").alias("chars")).first()
+    return StageResult("spans", records_in=n_in, records_out=n_out, dropped=n_in - n_out,
+                       outputs={"documents_clean": table_version(spark, out_path)},
+                       details={"input_table": source, "removed_chars": int(stats.chars or 0),
+                                "repeated_spans": spark.read.format("delta").load(
+                                    table_path(cfg.lake, "spans")).count()})
