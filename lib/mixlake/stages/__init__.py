@@ -21,6 +21,8 @@ STAGE_MODULES = {
     "spans": "mixlake.stages.spans",
     "tokens": "mixlake.stages.tokens",
     "mix": "mixlake.stages.mix",
+    "write_mds": "mixlake.stages.write_mds",
+    "verify_mds": "mixlake.stages.verify_mds",
 }
 
 
