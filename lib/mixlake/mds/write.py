@@ -99,10 +99,11 @@ def order_columns(docs: DataFrame, cfg: MDSConfig, parts: dict[str, int], fracti
     key = F.xxhash64(F.lit(cfg.seed), F.col("doc_id"))
     pick = F.xxhash64(F.lit(cfg.seed + 1), F.col("doc_id"))
     u = F.pmod(pick, F.lit(2_147_483_647)).cast("double") / F.lit(2_147_483_647.0)  # uniform in [0, 1)
-    frac = F.create_map(*[x for s, f in sorted(fraction.items()) for x in (F.lit(s), F.lit(float(f)))])
+    frac = (F.create_map(*[x for s, f in sorted(fraction.items()) for x in (F.lit(s), F.lit(float(f)))])[
+        F.col("source")] if fraction else F.lit(1.0))
     nparts = F.create_map(*[x for s, n in sorted(parts.items()) for x in (F.lit(s), F.lit(int(n)))])
     out = docs.withColumn("_key", key).withColumn("_part", F.pmod(key, nparts[F.col("source")]).cast("int"))
-    return out.filter(u < F.coalesce(frac[F.col("source")], F.lit(1.0)))
+    return out.filter(u < F.coalesce(frac, F.lit(1.0)))
 
 
 def _writer_task(cfg: MDSConfig, tok: TokenizerConfig, staging: str, cols: dict[str, str]) -> Any:

@@ -1,0 +1,193 @@
+"""MDS: byte-identical to streaming's MDSWriter, read back by the real streaming library, deterministic, exactly
+once."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, compose, run_env
+from mixlake.mds.format import ShardWriter, write_index
+from mixlake.mds.write import MDSConfig, write_streams
+from mixlake.tokens.tokenizer import TokenizerConfig, encode_batch, load_tokenizer
+
+streaming = pytest.importorskip("streaming")
+
+
+def _files(d):
+    return {os.path.relpath(os.path.join(p, f), d): open(os.path.join(p, f), "rb").read()
+            for p, _, fs in os.walk(d) for f in fs}
+
+
+def _own(tmp, columns, samples, **kw):
+    os.makedirs(tmp, exist_ok=True)
+
+    def sink(name, data):
+        with open(os.path.join(tmp, name), "wb") as f:
+            f.write(data)
+
+    w = ShardWriter(columns, sink, **kw)
+    for s in samples:
+        w.write(s)
+    write_index(tmp, w.finish())
+
+
+@pytest.mark.parametrize("compression", ["zstd", None, "zstd:7"])
+def test_byte_identical_to_streaming_mdswriter(tmp_path, compression):
+    from streaming import MDSWriter
+
+    rng = np.random.default_rng(0)
+    cases = [
+        ({"text": "str", "doc_id": "str"}, [{"text": f"document {i} " * int(rng.integers(1, 400)), "doc_id": f"d{i}"}
+                                            for i in range(300)]),
+        ({"tokens": "ndarray:uint16"}, [{"tokens": rng.integers(0, 50257, 2048).astype(np.uint16)}
+                                        for _ in range(120)]),
+        ({"tokens": "ndarray:int32"}, [{"tokens": rng.integers(0, 50257, 512).astype(np.int32)} for _ in range(50)]),
+    ]
+    for k, (columns, samples) in enumerate(cases):
+        ref, own = tmp_path / f"ref{k}", tmp_path / f"own{k}"
+        with MDSWriter(out=str(ref), columns=columns, compression=compression, hashes=["sha1", "xxh3_64"],
+                       size_limit=1 << 17) as w:
+            for s in samples:
+                w.write(s)
+        _own(str(own), columns, samples, compression=compression, hashes=["sha1", "xxh3_64"], size_limit=1 << 17)
+        a, b = _files(str(ref)), _files(str(own))
+        assert a.keys() == b.keys() and len(a) >= 2, (sorted(a), sorted(b))
+        for name in a:
+            assert a[name] == b[name], name
+
+
+def test_sample_larger_than_size_limit_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="size_limit"):
+        _own(str(tmp_path), {"text": "str"}, [{"text": "x" * 5000}], compression=None, size_limit=1024)
+
+
+def _docs(spark, n=60, sources=("a", "b")):
+    rng = np.random.default_rng(1)
+    rows = []
+    for s in sources:
+        for i in range(n):
+            words = " ".join(f"w{int(x)}" for x in rng.integers(0, 500, int(rng.integers(20, 400))))
+            rows.append((f"{s}{i:04d}", s, f"Document {i} of {s}: {words}."))
+    return spark.createDataFrame(rows, "doc_id string, source string, text string")
+
+
+def test_tokens_streams_read_back_deterministic(spark, tmp_path):
+    cfg = MDSConfig(format="tokens", max_seq_len=128, partitions=3, size_limit=1 << 16)
+    tok = TokenizerConfig()
+    docs = _docs(spark)
+    m1 = write_streams(docs, cfg, tok, str(tmp_path / "r1"), {})
+    m2 = write_streams(docs, cfg, tok, str(tmp_path / "r2"), {})
+    f1, f2 = _files(str(tmp_path / "r1")), _files(str(tmp_path / "r2"))
+    assert f1.keys() == f2.keys() and all(f1[k] == f2[k] for k in f1)  # byte-identical reruns
+    assert sorted(m1, key=str) == sorted(m2, key=str)
+    from streaming import StreamingDataset
+
+    for source in ("a", "b"):
+        d = str(tmp_path / "r1" / source)
+        index = json.load(open(os.path.join(d, "index.json")))  # noqa: SIM115
+        assert {s["raw_data"]["basename"].split("/")[0] for s in index["shards"]} <= {f"part-{i:05d}" for i in range(3)}
+        ds = StreamingDataset(remote=d, local=str(tmp_path / "cache" / source), shuffle=False, batch_size=1)
+        samples = [s["tokens"] for s in ds]
+        expected = sum(r["samples"] for r in m1 if r["source"] == source)
+        assert len(samples) == expected == len(ds) > 0
+        assert all(len(s) == 128 and s.dtype == np.uint16 for s in samples)
+    # decode part 0 of source a: the docs of that part in the seeded order, EOS-separated, remainder dropped
+    from pyspark.sql import functions as F
+
+    from mixlake.mds.write import order_columns
+
+    ordered = (order_columns(docs.filter("source = 'a'"), cfg, {"a": 3}, {}).filter("_part = 0")
+               .orderBy("_key").select("text").collect())
+    ids = [t for ids in encode_batch(tok, [r.text for r in ordered]) for t in [*ids, 50256]]
+    d = str(tmp_path / "r1" / "a" / "part-00000")
+    ds = StreamingDataset(remote=d, local=str(tmp_path / "cache" / "a0"), shuffle=False, batch_size=1)
+    got = [int(t) for s in ds for t in s["tokens"]]
+    assert got == ids[: len(got)] and len(ids) - len(got) < 128
+    assert load_tokenizer(tok).decode(got[:50]).startswith(ordered[0].text[:20])
+    assert F
+
+
+def test_text_format_canonical_nodes_and_resume(spark, tmp_path):
+    from streaming import StreamingDataset
+
+    cfg = MDSConfig(format="text", partitions=2, text_columns=["doc_id"])
+    write_streams(_docs(spark, 80, ("a",)), cfg, TokenizerConfig(), str(tmp_path), {})
+    d = str(tmp_path / "a")
+
+    def ids(ncn, cache, **kw):
+        ds = StreamingDataset(remote=d, local=str(tmp_path / cache), shuffle=True, shuffle_seed=7, batch_size=4,
+                              num_canonical_nodes=ncn, **kw)
+        return ds, [s["doc_id"] for s in ds]
+
+    _, one = ids(1, "c1")
+    _, four = ids(4, "c4")
+    assert sorted(one) == sorted(four) == sorted(f"a{i:04d}" for i in range(80))
+    ds, _ = ids(1, "c5")
+    it = iter(ds)
+    first = [next(it)["doc_id"] for _ in range(30)]
+    state = ds.state_dict(num_samples=30, from_beginning=False)
+    ds2 = StreamingDataset(remote=d, local=str(tmp_path / "c6"), shuffle=True, shuffle_seed=7, batch_size=4,
+                           num_canonical_nodes=1)
+    ds2.load_state_dict(state)
+    rest = [s["doc_id"] for s in ds2]
+    assert sorted(first + rest) == sorted(one)
+
+
+def test_empty_partition_and_empty_source(spark, tmp_path):
+    cfg = MDSConfig(format="text", partitions=50)  # 3 documents, 50 parts: most parts are empty
+    write_streams(_docs(spark, 3, ("a",)), cfg, TokenizerConfig(), str(tmp_path), {})
+    parts = [p for p in os.listdir(tmp_path / "a") if p.startswith("part-")]
+    assert 1 <= len(parts) <= 3  # no directory (no empty shard) for an empty part
+    short = spark.createDataFrame([("x1", "tiny", "hi")], "doc_id string, source string, text string")
+    from mixlake.config import ConfigError
+
+    with pytest.raises(ConfigError, match="tiny"):
+        write_streams(short, MDSConfig(format="tokens", max_seq_len=2048), TokenizerConfig(), str(tmp_path), {})
+    write_streams(short, MDSConfig(format="tokens", max_seq_len=2048, empty_source="skip"), TokenizerConfig(),
+                  str(tmp_path), {})
+    assert not (tmp_path / "tiny").exists()
+
+
+def test_failed_first_attempt_leaves_no_orphans(tmp_path):
+    lake = tmp_path / "lake"
+    (tmp_path / "in.jsonl").write_text("".join(
+        json.dumps({"id": i, "text": f"document number {i} " * 30}) + "\n" for i in range(200)))
+    base = [f"lake={lake}", "sample.enabled=false", f"+sources.s.path={tmp_path}/in.jsonl", "+sources.s.format=jsonl",
+            "mds.partitions=3", "mds.max_seq_len=64", "spark.master=local[2,4]",
+            "spark.conf.spark.ui.showConsoleProgress=false"]
+    p = subprocess.run([sys.executable, str(REPO / "jobs" / "pipeline.py"), *base,
+                        "stages=[ingest,write_mds]", "mds.fail_first_attempt_of_part=1"],
+                       capture_output=True, text=True, timeout=600, env=run_env(), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "fault injection" in p.stderr  # the first attempt really failed
+    faulty = _files(str(lake / "mds"))
+    assert not any("_attempts" in k or ".staging" in k for k in faulty)
+    listed = {s["raw_data"]["basename"].split("/")[0] for s in
+              json.load(open(lake / "mds" / "s" / "index.json"))["shards"]}  # noqa: SIM115
+    assert listed == {p for p in os.listdir(lake / "mds" / "s") if p.startswith("part-")}
+    p2 = subprocess.run([sys.executable, str(REPO / "jobs" / "pipeline.py"), *base, "stages=[write_mds,verify_mds]"],
+                        capture_output=True, text=True, timeout=600, env=run_env(), cwd=tmp_path)
+    assert p2.returncode == 0, p2.stderr[-3000:]
+    assert _files(str(lake / "mds")) == faulty  # same bytes as the clean rerun
+
+
+def test_streams_yaml_points_at_written_streams(spark, sample_lake, tmp_path):
+    from mixlake.stages import mix, tokens, write_mds
+
+    base, _ = sample_lake
+    cfg = compose(f"lake={base.lake}", f"sample.dir={base.sample.dir}", "sample.scale=0.25", "sample.seed=7",
+                  "stages=[ingest,tokens,mix,write_mds,verify_mds]", "mds.max_seq_len=256")
+    tokens.run(spark, cfg)
+    mix.run(spark, cfg)
+    res = write_mds.run(spark, cfg)
+    write_mds.run_verify(spark, cfg)
+    with open(f"{base.lake}/streams.yaml") as f:
+        streams = yaml.safe_load(f)["train_loader"]["dataset"]["streams"]
+    for name, s in streams.items():
+        assert os.path.exists(os.path.join(s["local"], "index.json")), name
+    assert res.records_in == res.records_out + res.dropped
