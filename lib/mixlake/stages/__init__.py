@@ -23,6 +23,7 @@ STAGE_MODULES = {
     "mix": "mixlake.stages.mix",
     "write_mds": "mixlake.stages.write_mds",
     "verify_mds": "mixlake.stages.verify_mds",
+    "report": "mixlake.stages.report",
 }
 
 

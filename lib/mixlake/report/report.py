@@ -1,0 +1,317 @@
+"""The report people look at: ``${lake}/report/index.html`` (self-contained, inline PNGs) and ``report.md``.
+
+Only aggregates reach the driver (per-source counts, top-k lists, histograms); every section is skipped with a
+note when the stage that feeds it has not run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from mixlake.dedup.config import candidate_probability
+from mixlake.delta import table_exists, table_path
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    table: list[list[Any]] | None = None
+    header: list[str] | None = None
+    image: bytes | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _table(spark: SparkSession, lake: str, name: str) -> DataFrame | None:
+    path = table_path(lake, name)
+    return spark.read.format("delta").load(path) if table_exists(spark, path) else None
+
+
+def funnel(spark: SparkSession, lake: str) -> Section:
+    stages = [("ingest", "documents"), ("quality", "quality_kept"), ("dedup", "deduped"),
+              ("spans", "documents_clean")]
+    counts: dict[str, dict[str, tuple[int, int]]] = {}
+    for stage, name in stages:
+        df = _table(spark, lake, name)
+        if df is None:
+            continue
+        for r in df.groupBy("source").agg(F.count(F.lit(1)).alias("n"), F.sum("n_chars").alias("c")).collect():
+            counts.setdefault(r.source, {})[stage] = (int(r.n), int(r.c or 0))
+    mds = _table(spark, lake, "mds_manifest")
+    if mds is not None:
+        for r in mds.groupBy("source").agg(F.sum("docs").alias("n"), F.sum("tokens").alias("t")).collect():
+            counts.setdefault(r.source, {})["mds"] = (int(r.n), int(r.t))
+    tok = _table(spark, lake, "token_summary")
+    tokens = {r.source: (int(r.tokens), int(r.bytes)) for r in tok.collect()} if tok is not None else {}
+    order = [s for s, _ in stages] + ["mds"]
+    present = [s for s in order if any(s in v for v in counts.values())]
+    sec = Section("Funnel per source", "Documents surviving each stage (mds: documents written to MDS). Tokens are "
+                  "measured on the tokenized table and estimated elsewhere from characters.")
+    sec.header = ["source", *[f"{s} docs" for s in present], "tokens (tokenized table)"]
+    sec.table = [[src, *[counts[src].get(s, (None,))[0] for s in present], tokens.get(src, (None,))[0]]
+                 for src in sorted(counts)]
+    if counts:
+        fig, ax = plt.subplots(figsize=(8, 3.8))
+        for src in sorted(counts):
+            ys = [counts[src].get(s, (0,))[0] for s in present]
+            ax.plot(present, ys, marker="o", label=src)
+        ax.set_yscale("log")
+        ax.set_ylabel("documents")
+        ax.set_title("Documents through the pipeline")
+        ax.legend(fontsize=8)
+        sec.image = _png(fig)
+    return sec
+
+
+def quarantine(spark: SparkSession, lake: str) -> Section:
+    df = _table(spark, lake, "quarantine")
+    sec = Section("Quarantine", "Input records that could not become documents, by reason.")
+    if df is None:
+        sec.notes.append("ingest has not run")
+        return sec
+    rows = (df.withColumn("reason", F.split("reason", ":")[0]).groupBy("source", "reason").count()
+            .orderBy(F.desc("count")).collect())
+    sec.header, sec.table = ["source", "reason", "records"], [[r.source, r.reason, r["count"]] for r in rows]
+    return sec
+
+
+def quality_rules(spark: SparkSession, lake: str) -> Section:
+    df = _table(spark, lake, "quality_counts")
+    sec = Section("Quality rules", "Documents each rule would drop (a document can fail several), with one example.")
+    if df is None:
+        sec.notes.append("quality has not run")
+        return sec
+    docs = _table(spark, lake, "documents")
+    rows = df.orderBy(F.desc("dropped")).limit(40).collect()
+    ids = [r.example_doc_id for r in rows]
+    text = {r.doc_id: r.text for r in docs.filter(F.col("doc_id").isin(ids)).select("doc_id", "text").collect()} \
+        if docs is not None and ids else {}
+    sec.header = ["source", "rule", "dropped", "example"]
+    sec.table = [[r.source, r.rule, r.dropped, (text.get(r.example_doc_id) or "")[:160].replace("\n", " ⏎ ")]
+                 for r in rows]
+    if rows:
+        agg: dict[str, int] = {}
+        for r in df.collect():
+            agg[r.rule] = agg.get(r.rule, 0) + int(r.dropped)
+        items = sorted(agg.items(), key=lambda kv: kv[1])
+        fig, ax = plt.subplots(figsize=(8, max(2.5, 0.22 * len(items))))
+        ax.barh([k for k, _ in items], [v for _, v in items], color="#c0504d")
+        ax.set_xlabel("documents dropped")
+        ax.tick_params(axis="y", labelsize=7)
+        sec.image = _png(fig)
+    return sec
+
+
+def duplicates(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float) -> list[Section]:
+    df = _table(spark, lake, "duplicates")
+    out = []
+    sec = Section("Duplicate clusters", "Cluster-size distribution (log-log) and the largest clusters.")
+    if df is None:
+        sec.notes.append("dedup has not run")
+        out.append(sec)
+    else:
+        dist = (df.filter("is_representative").groupBy("cluster_size").count().orderBy("cluster_size").collect())
+        if dist:
+            fig, ax = plt.subplots(figsize=(6, 3.5))
+            ax.loglog([r.cluster_size for r in dist], [r["count"] for r in dist], "o-")
+            ax.set_xlabel("cluster size (documents)")
+            ax.set_ylabel("clusters")
+            ax.set_title("Duplicate cluster sizes")
+            sec.image = _png(fig)
+        top = df.filter("is_representative").orderBy(F.desc("cluster_size"), "cluster_id").limit(10).collect()
+        docs = _table(spark, lake, "documents")
+        texts = {r.doc_id: r.text for r in docs.filter(F.col("doc_id").isin([t.doc_id for t in top]))
+                 .select("doc_id", "text").collect()} if docs is not None and top else {}
+        sec.header = ["cluster", "size", "kind", "kept source", "sample text"]
+        sec.table = [[t.cluster_id[:12], t.cluster_size, t.kind, t.source,
+                      (texts.get(t.doc_id) or "")[:140].replace("\n", " ⏎ ")] for t in top]
+        summary = _table(spark, lake, "dedup_summary")
+        if summary is not None:
+            s = summary.first().asDict()
+            sec.text += (f" Candidates {s['candidates']:,}, verified {s['verified']:,}, rejected by verification "
+                         f"{s['rejected']:,}; {s['clusters']:,} clusters; {s['below_min_shingles']:,} documents "
+                         f"too short for MinHash.")
+        out.append(sec)
+    curve = Section("LSH S-curve", f"Probability that a pair becomes a candidate, {bands} bands x {rows} rows; "
+                    f"verification threshold {threshold}.")
+    xs = [i / 200 for i in range(201)]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(xs, [candidate_probability(x, bands, rows) for x in xs])
+    ax.axvline(threshold, color="red", linestyle="--", label=f"threshold {threshold}")
+    ax.set_xlabel("Jaccard similarity")
+    ax.set_ylabel("P(candidate)")
+    ax.legend()
+    curve.image = _png(fig)
+    out.append(curve)
+    return out
+
+
+def spans(spark: SparkSession, lake: str) -> Section:
+    df = _table(spark, lake, "spans")
+    sec = Section("Top repeated spans", "Spans (sentence windows) repeated across the corpus — Lee et al.'s "
+                  "\"61-word sentence\" table.")
+    if df is None:
+        sec.notes.append("spans has not run")
+        return sec
+    rows = df.orderBy(F.desc("count"), "span_hash").limit(15).collect()
+    sec.header = ["count", "documents", "words", "removed", "span"]
+    sec.table = [[r["count"], r.n_docs, r.n_words, r.removed, r.text[:200].replace("\n", " ")] for r in rows]
+    return sec
+
+
+def mixture(spark: SparkSession, lake: str) -> Section:
+    sec = Section("Mixture plan", "")
+    md = os.path.join(lake, "report", "mixture.md")
+    df = _table(spark, lake, "mixture")
+    if df is None:
+        sec.notes.append("mix has not run")
+        return sec
+    rows = df.filter("plan = 0").orderBy("source").collect()
+    sec.header = ["source", "tokens available", "proportion", "tokens used", "epochs", "effective tokens", "flags"]
+    sec.table = [[r.source, f"{r.unique_tokens:,.0f}", f"{r.proportion:.3f}", f"{r.tokens:,.0f}",
+                  f"{r.epochs:.2f}", f"{r.effective_tokens:,.0f}", ", ".join(r.flags)] for r in rows]
+    if rows:
+        sec.text = f"Budget {rows[0].budget_tokens:,.0f} tokens, strategy {rows[0].strategy}."
+        sec.notes += list(rows[0].notes or [])
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
+        a1.bar([r.source for r in rows], [r.proportion for r in rows])
+        a1.set_title("proportion")
+        a2.bar([r.source for r in rows], [r.epochs for r in rows], color="#9bbb59")
+        a2.axhline(4, color="red", linestyle="--", linewidth=1)
+        a2.set_title("epochs (dashed: 4)")
+        sec.image = _png(fig)
+    if os.path.exists(md):
+        sec.notes.append(f"all plans (ladder): {md}")
+    return sec
+
+
+def mds_summary(spark: SparkSession, lake: str) -> Section:
+    df = _table(spark, lake, "mds_manifest")
+    sec = Section("MDS output", "Samples, documents and tokens written per stream.")
+    if df is None:
+        sec.notes.append("write_mds has not run")
+        return sec
+    rows = (df.groupBy("source").agg(F.count(F.lit(1)).alias("parts"), F.sum("shards").alias("shards"),
+                                     F.sum("samples").alias("samples"), F.sum("docs").alias("docs"),
+                                     F.sum("tokens").alias("tokens")).orderBy("source").collect())
+    sec.header = ["stream", "parts", "shards", "samples", "documents", "tokens"]
+    sec.table = [[r.source, r.parts, r.shards, r.samples, r.docs, r.tokens] for r in rows]
+    return sec
+
+
+def run_times(spark: SparkSession, lake: str) -> Section:
+    df = _table(spark, lake, "runs")
+    sec = Section("Run times", "The latest run of each stage.")
+    if df is None:
+        sec.notes.append("no runs recorded yet")
+        return sec
+    from pyspark.sql import Window
+
+    w = Window.partitionBy("stage").orderBy(F.desc("started_at"))
+    rows = (df.filter("status != 'skipped'").withColumn("_r", F.row_number().over(w)).filter("_r = 1")
+            .orderBy("started_at").collect())
+    sec.header = ["stage", "status", "seconds", "in", "out", "dropped", "quarantined", "run"]
+    sec.table = [[r.stage, r.status, f"{r.seconds:.1f}", r.records_in, r.records_out, r.dropped, r.quarantined,
+                  r.run_id] for r in rows]
+    if rows:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.barh([r.stage for r in rows], [r.seconds for r in rows], color="#4f81bd")
+        ax.set_xlabel("seconds")
+        ax.invert_yaxis()
+        sec.image = _png(fig)
+    return sec
+
+
+def build_sections(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float) -> list[Section]:
+    return [funnel(spark, lake), quarantine(spark, lake), quality_rules(spark, lake),
+            *duplicates(spark, lake, bands, rows, threshold), spans(spark, lake), mixture(spark, lake),
+            mds_summary(spark, lake), run_times(spark, lake)]
+
+
+def render_html(sections: list[Section], title: str) -> str:
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+             "body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+             "table{border-collapse:collapse;font-size:13px;margin:.5em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left;vertical-align:top}"
+             "th{background:#eee}img{max-width:100%;border:1px solid #ddd}.note{color:#777}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1>"]
+    for s in sections:
+        parts.append(f"<h2>{html.escape(s.title)}</h2>")
+        if s.text:
+            parts.append(f"<p>{html.escape(s.text)}</p>")
+        if s.image:
+            parts.append(f"<img alt='{html.escape(s.title)}' src='data:image/png;base64,"
+                         f"{base64.b64encode(s.image).decode()}'>")
+        if s.table:
+            parts.append("<table><tr>" + "".join(f"<th>{html.escape(str(h))}</th>" for h in s.header or []) + "</tr>")
+            for row in s.table:
+                parts.append("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(v))}</td>"
+                                              for v in row) + "</tr>")
+            parts.append("</table>")
+        for n in s.notes:
+            parts.append(f"<p class='note'>{html.escape(n)}</p>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def render_markdown(sections: list[Section], title: str, image_dir: str) -> str:
+    out = [f"# {title}\n"]
+    for i, s in enumerate(sections):
+        out.append(f"## {s.title}\n")
+        if s.text:
+            out.append(s.text + "\n")
+        if s.image:
+            name = f"fig-{i:02d}.png"
+            with open(os.path.join(image_dir, name), "wb") as f:
+                f.write(s.image)
+            out.append(f"![{s.title}]({name})\n")
+        if s.table:
+            out.append("| " + " | ".join(map(str, s.header or [])) + " |")
+            out.append("|" + "---|" * len(s.header or []))
+            for row in s.table:
+                out.append("| " + " | ".join("" if v is None else str(v).replace("|", "\\|") for v in row) + " |")
+            out.append("")
+        out += [f"- {n}" for n in s.notes]
+        out.append("")
+    return "\n".join(out)
+
+
+def write_report(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float) -> str:
+    """Build and write the report; returns the path of ``index.html``."""
+    root = table_path(lake, "x").rsplit("/tables/", 1)[0]
+    out = os.path.join(root, "report")
+    os.makedirs(out, exist_ok=True)
+    sections = build_sections(spark, root, bands, rows, threshold)
+    title = f"mixlake report — {root}"
+    with open(os.path.join(out, "index.html"), "w") as f:
+        f.write(render_html(sections, title))
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write(render_markdown(sections, title, out))
+    with open(os.path.join(out, "sections.json"), "w") as f:
+        json.dump([{"title": s.title, "rows": len(s.table or []), "image": s.image is not None} for s in sections],
+                  f, indent=1)
+    return os.path.join(out, "index.html")
