@@ -36,7 +36,9 @@ lint:
 
 bench:  ## benchmarks; prints ratios and writes bench/results/*.json (dedup at 100K and 1M documents: ~1 h here)
 	$(PYTHON) bench/extract_bench.py
+	$(PYTHON) bench/bench_langid.py
 	$(PYTHON) bench/dedup_bench.py $(BENCH_ARGS)
+	$(PYTHON) bench/stages_bench.py
 
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log
