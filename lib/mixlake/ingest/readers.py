@@ -268,6 +268,13 @@ def _digest_problem(rec: Any) -> str | None:
     return None
 
 
+def _read_body(rec: Any, it: Any, src: SourceConfig) -> tuple[bytes, int, str | None]:
+    """(payload, record offset, digest problem or None); the offset is only known once the record is read."""
+    body = rec.content_stream().read()
+    offset = it.get_record_offset()
+    return body, offset, _digest_problem(rec) if src.verify_digests else None
+
+
 def read_warc(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) -> Iterator[Record]:
     """WARC (HTML responses → main text) and WET (``conversion`` records taken as they are), via warcio."""
     from warcio.archiveiterator import ArchiveIterator
@@ -292,9 +299,7 @@ def read_warc(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) ->
                         offset = it.get_record_offset()  # note: reads the record to its end
                         yield Record("skip", offset, reason=f"warc_{rtype}_record")
                         continue
-                    body = rec.content_stream().read()
-                    offset = it.get_record_offset()
-                    bad = _digest_problem(rec) if src.verify_digests else None
+                    body, offset, bad = _read_body(rec, it, src)
                     if bad:
                         yield Record("quarantine", offset, source_id=record_id, url=url, reason=bad, raw=raw(body))
                         continue
@@ -324,9 +329,7 @@ def read_warc(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) ->
                     offset = it.get_record_offset()
                     yield Record("skip", offset, reason="warc_non_2xx_response")
                     continue
-                body = rec.content_stream().read()
-                offset = it.get_record_offset()
-                bad = _digest_problem(rec) if src.verify_digests else None
+                body, offset, bad = _read_body(rec, it, src)
                 if bad:
                     yield Record("quarantine", offset, source_id=record_id, url=url, reason=bad, raw=raw(body))
                     continue
