@@ -11,7 +11,7 @@ from mixlake.config import ConfigError, IngestConfig, SparkConfig, source_config
 def test_defaults_compose():
     cfg = compose()
     assert cfg.lake == "./lake"
-    assert list(cfg.stages) == ["ingest"]
+    assert list(cfg.stages)[:3] == ["ingest", "quality", "dedup"] and list(cfg.stages)[-1] == "report"
     assert cfg.sample.enabled is True
     assert cfg.sample.dir == "./lake/sample"
     spark = to_dataclass(SparkConfig, cfg.spark, "spark")

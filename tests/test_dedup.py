@@ -146,7 +146,9 @@ def test_connected_components_chain(spark):
 
 
 def test_stage_on_sample_meets_targets_and_is_deterministic(spark, sample_lake, tmp_path):
-    cfg, _ = sample_lake
+    base, _ = sample_lake
+    cfg = compose(f"lake={base.lake}", f"sample.dir={base.sample.dir}", "sample.scale=0.25", "sample.seed=7",
+                  "stages=[ingest,dedup]")
     res = dedup_stage.run(spark, cfg)
     assert res.records_in == res.records_out + res.dropped
     dups = spark.read.format("delta").load(table_path(cfg.lake, "duplicates"))
@@ -179,7 +181,7 @@ def test_eval_gold_pairs_format(tmp_path):
 def test_real_fortunes_duplicates(spark, tmp_path):
     d = realdata("text/fortunes")
     cfg = compose("sample.enabled=false", f"lake={tmp_path}", f"+sources.fortunes.path='{d}/[a-z]*'",
-                  "+sources.fortunes.format=text", "+sources.fortunes.separator=%")
+                  "+sources.fortunes.format=text", "+sources.fortunes.separator=%", "stages=[ingest,dedup]")
     ingest.run(spark, cfg)
     res = dedup_stage.run(spark, cfg)
     dups = spark.read.format("delta").load(table_path(str(tmp_path), "duplicates"))
