@@ -7,7 +7,7 @@ export MIXLAKE_IVY := $(CURDIR)/.ivy
 export PYSPARK_PYTHON := $(CURDIR)/$(PYTHON)
 ARGS ?=
 
-.PHONY: setup run test lint bench clean java
+.PHONY: setup run test lint bench clean java dist
 
 setup: java $(VENV)/.installed .ivy/mixlake-jars.json  ## venv + package + test extras + JVM jars in ./.ivy
 
@@ -39,6 +39,10 @@ bench:  ## benchmarks; prints ratios and writes bench/results/*.json (dedup at 1
 	$(PYTHON) bench/bench_langid.py
 	$(PYTHON) bench/dedup_bench.py $(BENCH_ARGS)
 	$(PYTHON) bench/stages_bench.py
+
+dist:  ## wheel of mixlake with its Hydra configs inside (for spark-submit --py-files or cluster libraries)
+	rm -rf dist build
+	$(PYTHON) -m pip wheel --no-deps -q -w dist .
 
 clean:
 	rm -rf lake spark-warehouse metastore_db derby.log
