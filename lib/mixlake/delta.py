@@ -8,15 +8,26 @@ version readable and ``DESCRIBE HISTORY`` shows one entry per run.
 from __future__ import annotations
 
 import os
+import uuid
 
 from pyspark.sql import DataFrame, SparkSession
 
 
-def table_path(lake: str, name: str) -> str:
-    """``${lake}/tables/<name>``; a relative local lake is made absolute so executors agree on it."""
+def lake_root(lake: str) -> str:
+    """The lake directory; a relative local lake is made absolute so executors agree on it."""
     if "://" not in lake and not lake.startswith("dbfs:"):
         lake = os.path.abspath(lake)
-    return f"{lake.rstrip('/')}/tables/{name}"
+    return lake.rstrip("/")
+
+
+def table_path(lake: str, name: str) -> str:
+    """``${lake}/tables/<name>``."""
+    return f"{lake_root(lake)}/tables/{name}"
+
+
+def scratch_dir(lake: str, stage: str) -> str:
+    """A fresh ``${lake}/_tmp/<stage>-<random>`` for a stage's intermediates (the stage removes it when done)."""
+    return f"{lake_root(lake)}/_tmp/{stage}-{uuid.uuid4().hex[:12]}"
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mixlake.dedup.config import candidate_probability
-from mixlake.delta import table_exists, table_path
+from mixlake.delta import lake_root, table_exists, table_path
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ def render_markdown(sections: list[Section], title: str, image_dir: str) -> str:
 
 def write_report(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float) -> str:
     """Build and write the report; returns the path of ``index.html``."""
-    root = table_path(lake, "x").rsplit("/tables/", 1)[0]
+    root = lake_root(lake)
     out = os.path.join(root, "report")
     os.makedirs(out, exist_ok=True)
     sections = build_sections(spark, root, bands, rows, threshold)

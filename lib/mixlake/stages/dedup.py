@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import uuid
 from typing import Any
 
 from omegaconf import DictConfig
@@ -15,7 +14,7 @@ from pyspark.sql import functions as F
 from mixlake.config import plain, source_configs, to_dataclass
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate
-from mixlake.delta import read_table, replace_table, table_path, table_version
+from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
 from mixlake.text import NormalizeConfig
@@ -47,15 +46,10 @@ def source_priorities(cfg: DictConfig, d: DedupConfig) -> dict[str, int]:
         return {}
 
 
-def _tmp_dir(lake: str) -> str:
-    base = table_path(lake, "").rsplit("/tables/", 1)[0]
-    return f"{base}/_tmp/dedup-{uuid.uuid4().hex[:12]}"
-
-
 def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     d = dedup_config(cfg)
     docs = read_table(spark, cfg.lake, cleaned_input(cfg, d.input_table, stage="dedup"))
-    tmp = _tmp_dir(cfg.lake)
+    tmp = scratch_dir(cfg.lake, "dedup")
     spark.sparkContext.setCheckpointDir(f"{tmp}/checkpoints")
 
     def persist(df: DataFrame, name: str) -> DataFrame:

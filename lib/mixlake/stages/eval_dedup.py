@@ -13,7 +13,7 @@ from pyspark.sql import functions as F
 
 from mixlake.config import ConfigError
 from mixlake.dedup.evaluate import load_gold, score
-from mixlake.delta import read_table, replace_table, table_path
+from mixlake.delta import lake_root, read_table, replace_table, table_path
 from mixlake.sample.generate import sample_config
 from mixlake.stages.result import StageResult
 
@@ -52,7 +52,7 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     if sample_config(cfg).enabled and not cfg.get("eval", {}).get("gold"):
         metrics["recall_near_at_0.85"] = score(
             [g for g in gold if g[2] < 1.0], cluster_of, None, threshold=0.85)["recall_at_threshold"]
-    report = os.path.join(table_path(cfg.lake, "x").rsplit("/tables/", 1)[0], "report")
+    report = os.path.join(lake_root(cfg.lake), "report")
     if "://" not in report:
         os.makedirs(report, exist_ok=True)
         with open(os.path.join(report, "dedup_eval.json"), "w") as f:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
 from mixlake.config import ConfigError, plain, to_dataclass
-from mixlake.delta import read_table, replace_table, table_path, table_version
+from mixlake.delta import lake_root, read_table, replace_table, table_path, table_version
 from mixlake.mixture.plan import MixtureConfig, Plan, plan_ladder, plan_markdown
 from mixlake.mixture.streams import streams_config
 from mixlake.sample.generate import sample_config
@@ -51,8 +51,7 @@ def validate(cfg: DictConfig) -> None:
 
 def mds_settings(cfg: DictConfig) -> dict[str, Any]:
     mds = plain(cfg.get("mds")) or {}
-    lake_root = table_path(cfg.lake, "x").rsplit("/tables/", 1)[0]
-    return {"root": mds.get("root") or f"{lake_root}/mds", "remote": mds.get("remote"),
+    return {"root": mds.get("root") or f"{lake_root(cfg.lake)}/mds", "remote": mds.get("remote"),
             "local_cache": mds.get("local_cache") or "/tmp/mixlake-mds-cache", "format": mds.get("format", "tokens"),
             "max_seq_len": int(mds.get("max_seq_len", 2048)), "stratified": bool(mds.get("stratified", False))}
 
@@ -84,18 +83,18 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
                                         "unique_tokens double, proportion double, tokens double, epochs double, "
                                         "effective_tokens double, flags array<string>, notes array<string>"),
                   table_path(cfg.lake, "mixture"))
-    lake_root = table_path(cfg.lake, "x").rsplit("/tables/", 1)[0]
+    root = lake_root(cfg.lake)
     md = "\n".join(f"## Plan {i}\n\n{plan_markdown(p)}" for i, p in enumerate(plans))
     mds = mds_settings(cfg)
     streams = streams_config(plans[0], mds["root"], mds["local_cache"], mds["remote"], mds["format"],
                              mds["max_seq_len"], per_doc, mds["stratified"])
-    if "://" not in lake_root:
-        os.makedirs(f"{lake_root}/report", exist_ok=True)
-        with open(f"{lake_root}/report/mixture.md", "w") as f:
+    if "://" not in root:
+        os.makedirs(f"{root}/report", exist_ok=True)
+        with open(f"{root}/report/mixture.md", "w") as f:
             f.write(md)
-        with open(f"{lake_root}/report/mixture.json", "w") as f:
+        with open(f"{root}/report/mixture.json", "w") as f:
             json.dump([asdict(p) for p in plans], f, indent=1)
-        with open(f"{lake_root}/streams.yaml", "w") as f:
+        with open(f"{root}/streams.yaml", "w") as f:
             f.write("# llm-foundry train_loader for the main plan (written by mixlake's mix stage)\n")
             yaml.safe_dump(streams, f, sort_keys=False)
     print(md, flush=True)

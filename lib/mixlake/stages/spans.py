@@ -5,13 +5,14 @@ documents, words, occurrences removed) and ``documents_clean`` (the texts after 
 from __future__ import annotations
 
 import logging
+import shutil
 
 from omegaconf import DictConfig
-from pyspark.sql import SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from mixlake.config import plain, to_dataclass
-from mixlake.delta import read_table, replace_table, table_path, table_version
+from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
 from mixlake.spans.spans import SpansConfig, remove_spans, repeated_spans, span_occurrences
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
@@ -31,7 +32,16 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     sc = spans_config(cfg)
     source = cleaned_input(cfg, sc.input_table, stage="spans")
     docs = read_table(spark, cfg.lake, source)
-    tmp = table_path(cfg.lake, "_tmp_span_occurrences")
+    tmp = scratch_dir(cfg.lake, "spans")
+    try:
+        return _run(spark, cfg, sc, source, docs, tmp)
+    finally:
+        if "://" not in tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _run(spark: SparkSession, cfg: DictConfig, sc: SpansConfig, source: str, docs: DataFrame,
+         tmp: str) -> StageResult:
     rep = repeated_spans(span_occurrences(docs, sc), sc)
     rep.write.mode("overwrite").parquet(tmp)  # materialised once: feeds both outputs
     rep = spark.read.parquet(tmp)
@@ -48,13 +58,13 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     out_path = table_path(cfg.lake, "documents_clean")
     replace_table(cleaned.filter(F.length(F.trim("text")) > 0), out_path, partition_by=["source"])
     n_in = docs.count()
-    n_out = spark.read.format("delta").load(out_path).count()
-    top = spark.read.format("delta").load(table_path(cfg.lake, "spans")).limit(5).collect()
-    for r in top:
+    stats = (spark.read.format("delta").load(out_path)
+             .agg(F.count(F.lit(1)).alias("n"), F.sum("removed_chars").alias("chars")).first())
+    written = spark.read.format("delta").load(table_path(cfg.lake, "spans"))
+    for r in written.limit(5).collect():
         log.info("spans: %d x (%d docs, %d words): %s", r["count"], r.n_docs, r.n_words, r.text[:100])
-    stats = spark.read.format("delta").load(out_path).agg(F.sum("removed_chars").alias("chars")).first()
+    n_out = int(stats.n)
     return StageResult("spans", records_in=n_in, records_out=n_out, dropped=n_in - n_out,
                        outputs={"documents_clean": table_version(spark, out_path)},
                        details={"input_table": source, "removed_chars": int(stats.chars or 0),
-                                "repeated_spans": spark.read.format("delta").load(
-                                    table_path(cfg.lake, "spans")).count()})
+                                "repeated_spans": written.count()})

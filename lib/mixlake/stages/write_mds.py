@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
 from mixlake.config import ConfigError, plain, to_dataclass
-from mixlake.delta import read_table, replace_table, table_exists, table_path, table_version
+from mixlake.delta import lake_root, read_table, replace_table, table_exists, table_path, table_version
 from mixlake.mds.write import MDSConfig, write_streams
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
@@ -25,7 +25,7 @@ def mds_config(cfg: DictConfig) -> MDSConfig:
 
 
 def mds_root(cfg: DictConfig, m: MDSConfig) -> str:
-    return m.root or table_path(cfg.lake, "x").rsplit("/tables/", 1)[0] + "/mds"
+    return m.root or f"{lake_root(cfg.lake)}/mds"
 
 
 def validate(cfg: DictConfig) -> None:
