@@ -67,6 +67,11 @@ def sample_lake(spark, sample_dir, tmp_path_factory):
     return cfg, ingest.run(spark, cfg)
 
 
+def sample_lake_cfg(base, stages: str, *extra: str):
+    """The shared sample lake's config with another ``stages`` list (which decides each stage's input table)."""
+    return compose(*SAMPLE_ARGS, f"sample.dir={base.sample.dir}", f"lake={base.lake}", f"stages={stages}", *extra)
+
+
 def run_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("MIXLAKE_IVY", str(REPO / ".ivy"))

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 from pyspark.sql import functions as F
 
-from conftest import compose, realdata
+from conftest import compose, realdata, sample_lake_cfg
 from mixlake.dedup.components import connected_components
 from mixlake.dedup.config import DedupConfig, candidate_probability, derive_bands_rows
 from mixlake.dedup.dedup import deduplicate, params
@@ -147,8 +147,7 @@ def test_connected_components_chain(spark):
 
 def test_stage_on_sample_meets_targets_and_is_deterministic(spark, sample_lake, tmp_path):
     base, _ = sample_lake
-    cfg = compose(f"lake={base.lake}", f"sample.dir={base.sample.dir}", "sample.scale=0.25", "sample.seed=7",
-                  "stages=[ingest,dedup]")
+    cfg = sample_lake_cfg(base, "[ingest,dedup]")
     res = dedup_stage.run(spark, cfg)
     assert res.records_in == res.records_out + res.dropped
     dups = spark.read.format("delta").load(table_path(cfg.lake, "duplicates"))

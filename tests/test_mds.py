@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, compose, run_env
+from conftest import REPO, run_env, sample_lake_cfg
 from mixlake.mds.format import ShardWriter, write_index
 from mixlake.mds.write import MDSConfig, write_streams
 from mixlake.tokens.tokenizer import TokenizerConfig, encode_batch, load_tokenizer
@@ -180,8 +180,7 @@ def test_streams_yaml_points_at_written_streams(spark, sample_lake, tmp_path):
     from mixlake.stages import mix, tokens, write_mds
 
     base, _ = sample_lake
-    cfg = compose(f"lake={base.lake}", f"sample.dir={base.sample.dir}", "sample.scale=0.25", "sample.seed=7",
-                  "stages=[ingest,tokens,mix,write_mds,verify_mds]", "mds.max_seq_len=256")
+    cfg = sample_lake_cfg(base, "[ingest,tokens,mix,write_mds,verify_mds]", "mds.max_seq_len=256")
     tokens.run(spark, cfg)
     mix.run(spark, cfg)
     res = write_mds.run(spark, cfg)

@@ -5,7 +5,7 @@ import math
 import pytest
 import yaml
 
-from conftest import compose
+from conftest import compose, sample_lake_cfg
 from mixlake.config import ConfigError
 from mixlake.mixture.plan import (
     MixtureConfig,
@@ -130,8 +130,7 @@ def test_tokens_and_mix_stages(spark, sample_lake, tmp_path):
     from mixlake.stages import mix, tokens
 
     base, _ = sample_lake
-    cfg = compose(f"lake={base.lake}", f"sample.dir={base.sample.dir}", "sample.scale=0.25", "sample.seed=7",
-                  "stages=[ingest,tokens,mix]")
+    cfg = sample_lake_cfg(base, "[ingest,tokens,mix]")
     r1 = tokens.run(spark, cfg)
     assert r1.details["input_table"] == "documents"
     counts = spark.read.format("delta").load(table_path(cfg.lake, "token_counts"))

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from conftest import REALDATA, compose
+from conftest import REALDATA, compose, sample_lake_cfg
 from mixlake.delta import table_path
 from mixlake.quality.langid import detect_languages
 from mixlake.quality.rules import apply_rules, quality_config
@@ -95,8 +95,7 @@ def test_language_id_on_real_pages():
 
 def test_quality_stage_on_sample(spark, sample_lake, ground_truth, tmp_path):
     base, _ = sample_lake
-    cfg = compose(f"lake={base.lake}", f"sample.dir={base.sample.dir}", "sample.scale=0.25", "sample.seed=7",
-                  "stages=[ingest,quality,spans]")
+    cfg = sample_lake_cfg(base, "[ingest,quality,spans]")
     res = quality_stage.run(spark, cfg)
     assert res.records_in == res.records_out + res.dropped
     q = spark.read.format("delta").load(table_path(cfg.lake, "quality"))
