@@ -7,7 +7,7 @@ export MIXLAKE_IVY := $(CURDIR)/.ivy
 export PYSPARK_PYTHON := $(CURDIR)/$(PYTHON)
 ARGS ?=
 
-.PHONY: setup run test lint bench clean java dist
+.PHONY: setup run test cluster-test lint bench clean java dist
 
 setup: java $(VENV)/.installed .ivy/mixlake-jars.json  ## venv + package + test extras + JVM jars in ./.ivy
 
@@ -20,16 +20,20 @@ $(VENV)/.installed: setup.py
 	$(PYTHON) -m pip install -q -e ".[test,bench]"
 	touch $@
 
-# Resolves every JVM package (Delta, ...) into ./.ivy once and records the jar list, so later sessions and tests
+# Resolves every JVM package set (Delta; Delta + hadoop-aws for S3) into ./.ivy once and records the jar list, so later sessions and tests
 # start without ivy resolution or network.
 .ivy/mixlake-jars.json: $(VENV)/.installed conf/spark/local.yaml
 	$(PYTHON) -m mixlake.spark
+	$(PYTHON) -m mixlake.spark spark.s3=true
 
 run:  ## the whole pipeline on the built-in sample corpus into ./lake
 	$(PYTHON) jobs/pipeline.py $(ARGS)
 
 test:  ## the test suite (one shared local[2] Spark session)
 	$(PYTHON) -m pytest -q tests $(ARGS)
+
+cluster-test:  ## the pipeline on a Spark standalone cluster on 127.0.0.1 (+ executor kills) vs local mode
+	$(PYTHON) -m pytest -q -m cluster tests $(ARGS)
 
 lint:
 	$(VENV)/bin/ruff check lib jobs tests bench conf setup.py

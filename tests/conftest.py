@@ -72,6 +72,23 @@ def sample_lake_cfg(base, stages: str, *extra: str):
     return compose(*SAMPLE_ARGS, f"sample.dir={base.sample.dir}", f"lake={base.lake}", f"stages={stages}", *extra)
 
 
+@pytest.fixture(scope="session")
+def local_pipeline_lake(tmp_path_factory, sample_dir) -> Path:
+    """The whole sample pipeline run once in local[2] mode as a subprocess: the reference the cluster and S3 runs
+    must reproduce."""
+    import subprocess
+    import time
+
+    lake = tmp_path_factory.mktemp("local") / "lake"
+    t0 = time.time()
+    p = subprocess.run([sys.executable, str(REPO / "jobs" / "pipeline.py"), f"lake={lake}", "spark.master=local[2]",
+                        *SAMPLE_ARGS, f"sample.dir={sample_dir}"], capture_output=True, text=True, timeout=900,
+                       env=run_env(), cwd=lake.parent)
+    assert p.returncode == 0, p.stderr[-4000:]
+    print(f"local[2] pipeline: {time.time() - t0:.1f}s")
+    return lake
+
+
 def run_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("MIXLAKE_IVY", str(REPO / ".ivy"))

@@ -10,6 +10,7 @@ verbatim (dots in the key are kept). ``--cfg`` prints the composed config and ex
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from mixlake.config import ConfigError, SparkConfig, to_dataclass
+from mixlake.config import ConfigError, s3_config, spark_config
 
 log = logging.getLogger("mixlake")
 
@@ -92,7 +93,8 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
         if print_cfg:
             print(OmegaConf.to_yaml(cfg))
             return 0
-        spark_cfg = to_dataclass(SparkConfig, cfg.spark, "spark")
+        spark_cfg = spark_config(cfg)
+        s3 = s3_config(cfg)
     except ConfigError as e:
         print(f"mixlake: config error: {e}", file=sys.stderr)
         return 2
@@ -100,7 +102,11 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     from mixlake.spark import get_spark
 
     t0 = time.time()
-    spark = get_spark(spark_cfg)
+    spark = get_spark(spark_cfg, s3)
+    import mixlake
+
+    log.info("mixlake %s from %s on %s", mixlake.__version__, os.path.dirname(mixlake.__file__),
+             spark.sparkContext.master)
     try:
         run_pipeline(spark, cfg, only=None if job == "pipeline" else [job])
     except ConfigError as e:

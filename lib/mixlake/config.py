@@ -16,6 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from mixlake.storage import S3Config, is_s3
+
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or invalid; the message names the key."""
@@ -68,6 +70,8 @@ class SparkConfig:
     packages: list[str] = field(default_factory=lambda: ["io.delta:delta-spark_4.1_2.13:4.4.0"])
     nlp: bool = False
     nlp_package: str = "com.johnsnowlabs.nlp:spark-nlp_2.13:7.0.0"
+    s3: bool | None = None  # add Hadoop S3A (s3_package); null: when the lake, mds.root or a source is on S3
+    s3_package: str = "org.apache.hadoop:hadoop-aws:3.4.2"  # must match the Hadoop inside pyspark (3.4.2)
     log_level: str = "WARN"
     conf: dict[str, str] = field(default_factory=dict)
 
@@ -168,3 +172,24 @@ def source_configs(cfg: DictConfig) -> list[SourceConfig]:
         raise ConfigError("no sources: declare one with +sources.NAME.path=... +sources.NAME.format=... "
                           "or enable the built-in sample (sample.enabled=true)")
     return sorted(out, key=lambda s: s.name)
+
+
+def s3_config(cfg: DictConfig) -> S3Config:
+    """``storage.s3`` as a typed config."""
+    node = cfg.get("storage")
+    return to_dataclass(S3Config, plain(node.get("s3")) if node is not None else {}, "storage.s3")
+
+
+def uses_s3(cfg: DictConfig) -> bool:
+    """Whether the lake, the MDS root or any declared source lives on S3."""
+    paths = [str(cfg.get("lake") or ""), str((cfg.get("mds") or {}).get("root") or "")]
+    paths += [str((v or {}).get("path") or "") for v in (plain(cfg.get("sources")) or {}).values()]
+    return any(is_s3(p) for p in paths)
+
+
+def spark_config(cfg: DictConfig) -> SparkConfig:
+    """``spark`` as a typed config, with ``spark.s3: null`` decided from the configured paths."""
+    sc = to_dataclass(SparkConfig, cfg.spark, "spark")
+    if sc.s3 is None:
+        sc = dataclasses.replace(sc, s3=uses_s3(cfg))
+    return sc

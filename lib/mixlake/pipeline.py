@@ -11,11 +11,9 @@ everything. A crash mid-pipeline is recovered by running again: finished stages 
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
-import os
 import re
 import time
 import uuid
@@ -86,19 +84,15 @@ def stage_io(name: str, cfg: DictConfig) -> tuple[list[str], list[str]]:
 
 
 def _input_files_fingerprint(cfg: DictConfig) -> str:
-    """Paths, sizes and mtimes of every declared source file (ingest's inputs)."""
-    from mixlake.config import source_configs
+    """Paths, sizes and mtimes of every declared source file (ingest's inputs), local or on S3."""
+    from mixlake.config import s3_config, source_configs
+    from mixlake.storage import glob_files
 
     h = hashlib.sha256()
+    s3 = s3_config(cfg)
     for src in source_configs(cfg):
-        pattern = src.path[len("file:"):] if src.path.startswith("file:") else src.path
-        if "://" in pattern:
-            h.update(pattern.encode())
-            continue
-        for p in sorted(glob.glob(os.path.abspath(os.path.expanduser(pattern)), recursive=True)):
-            if os.path.isfile(p):
-                st = os.stat(p)
-                h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        for p, size, mtime in glob_files(src.path, s3)[1]:
+            h.update(f"{p}\0{size}\0{mtime}\n".encode())
     return h.hexdigest()
 
 

@@ -14,11 +14,13 @@ import json
 import logging
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from mixlake.config import SparkConfig
+from mixlake.storage import S3Config, hadoop_s3a_conf
 
 log = logging.getLogger(__name__)
 
@@ -71,12 +73,19 @@ def jvm_packages(cfg: SparkConfig) -> list[str]:
     pkgs = list(cfg.packages)
     if cfg.nlp:
         pkgs.append(cfg.nlp_package)
+    if cfg.s3:
+        pkgs.append(cfg.s3_package)
     return pkgs
 
 
-def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
-    """Return the active session, or build one from ``cfg`` (see module docstring)."""
+def get_spark(cfg: SparkConfig | None = None, s3: S3Config | None = None) -> SparkSession:
+    """Return the active session, or build one from ``cfg`` (see module docstring).
+
+    With ``cfg.s3`` the session also gets hadoop-aws and the S3A settings from ``s3`` (endpoint, credentials).
+    """
     cfg = cfg or SparkConfig()
+    if cfg.s3:
+        cfg = replace(cfg, conf={**hadoop_s3a_conf(s3 or S3Config()), **cfg.conf})
     active = SparkSession.getActiveSession()
     if active is None and on_databricks():
         # Databricks owns jars, master and Delta; never add packages there.
@@ -126,25 +135,32 @@ def get_spark(cfg: SparkConfig | None = None) -> SparkSession:
 MANIFEST = "mixlake-jars.json"
 
 
-def resolved_jars(ivy: str, packages: list[str]) -> list[str] | None:
-    """Jar files an earlier resolution of exactly ``packages`` produced in ``ivy`` (all must still exist)."""
+def _manifest_sets(ivy: str) -> list[dict]:
+    """``[{"packages": [...], "jars": [...]}, ...]``: one entry per package set resolved so far."""
     path = Path(ivy) / MANIFEST
     if not path.exists():
-        return None
+        return []
     data = json.loads(path.read_text())
-    jars = data.get("jars", [])
-    if sorted(data.get("packages", [])) != sorted(packages) or not jars:
-        return None
-    if not all(Path(j.removeprefix("file://")).exists() for j in jars):
-        return None
-    return list(jars)
+    return list(data.get("sets", [data] if "packages" in data else []))
+
+
+def resolved_jars(ivy: str, packages: list[str]) -> list[str] | None:
+    """Jar files an earlier resolution of exactly ``packages`` produced in ``ivy`` (all must still exist)."""
+    for entry in _manifest_sets(ivy):
+        jars = entry.get("jars", [])
+        if sorted(entry.get("packages", [])) == sorted(packages) and jars and all(
+                Path(j.removeprefix("file://")).exists() for j in jars):
+            return list(jars)
+    return None
 
 
 def _write_manifest(spark: SparkSession, ivy: str, packages: list[str]) -> None:
     jars = [j for j in (spark.sparkContext.getConf().get("spark.jars") or "").split(",") if j]
     if jars:
         Path(ivy).mkdir(parents=True, exist_ok=True)
-        (Path(ivy) / MANIFEST).write_text(json.dumps({"packages": sorted(packages), "jars": jars}, indent=1))
+        sets = [e for e in _manifest_sets(ivy) if sorted(e.get("packages", [])) != sorted(packages)]
+        sets.append({"packages": sorted(packages), "jars": jars})
+        (Path(ivy) / MANIFEST).write_text(json.dumps({"sets": sets}, indent=1))
 
 
 def _apply_runtime_conf(spark: SparkSession, cfg: SparkConfig) -> None:
@@ -176,12 +192,13 @@ def resolve(argv: list[str]) -> int:
     import tempfile
 
     from mixlake.cli import load_config
-    from mixlake.config import to_dataclass
+    from mixlake.config import spark_config
 
-    cfg = to_dataclass(SparkConfig, load_config(argv).spark, "spark")
+    cfg = spark_config(load_config(argv))
     ivy = cfg.ivy or default_ivy_dir()
-    if ivy:
-        (Path(ivy) / MANIFEST).unlink(missing_ok=True)
+    if ivy and resolved_jars(ivy, jvm_packages(cfg)):
+        print(f"already resolved: {', '.join(jvm_packages(cfg))} in {ivy}")
+        return 0
     spark = get_spark(cfg)
     with tempfile.TemporaryDirectory() as d:
         spark.range(3).write.format("delta").save(f"{d}/t")

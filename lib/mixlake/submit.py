@@ -27,11 +27,25 @@ def submit_args(cfg: SparkConfig | None = None) -> list[str]:
             "--conf", f"spark.pyspark.python={os.environ.get('PYSPARK_PYTHON', sys.executable)}"]
 
 
+def job_spark_config(argv: list[str]) -> SparkConfig:
+    """The job's ``spark`` config from the overrides after the job file (decides e.g. whether S3A is needed)."""
+    from mixlake.cli import load_config
+    from mixlake.config import ConfigError, spark_config
+
+    job = next((i for i, a in enumerate(argv) if a.endswith(".py")), None)
+    if job is None:
+        return SparkConfig()
+    try:
+        return spark_config(load_config([a for a in argv[job + 1:] if not a.startswith("-")]))
+    except ConfigError:
+        return SparkConfig()  # the job itself reports the config error
+
+
 def main(argv: list[str]) -> int:
     import pyspark
 
     spark_submit = os.path.join(os.path.dirname(pyspark.__file__), "bin", "spark-submit")
-    os.execv(spark_submit, [spark_submit, *submit_args(), *argv])
+    os.execv(spark_submit, [spark_submit, *submit_args(job_spark_config(argv)), *argv])
     return 0  # not reached
 
 

@@ -8,7 +8,6 @@ then offset) and quarantines the rest (``duplicate_source_id``), so ``doc_id`` i
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from pyspark.sql import types as T
 
 from mixlake.config import ConfigError, IngestConfig, SourceConfig
 from mixlake.ingest.readers import read_records
+from mixlake.storage import S3Config, glob_files, is_local, open_random_access, relative
 
 PARSED_SCHEMA = T.StructType([
     T.StructField("kind", T.StringType(), False),
@@ -49,41 +49,29 @@ class ReadTask:
     row_groups: list[int] | None = None
 
 
-def _glob_root(pattern: str) -> str:
-    """The directory part of a glob before its first wildcard: relative paths (for position ids) start here."""
-    parts = pattern.split(os.sep)
-    root = []
-    for p in parts:
-        if any(c in p for c in "*?["):
-            break
-        root.append(p)
-    r = os.sep.join(root)
-    return r if os.path.isdir(r) else os.path.dirname(r)
+def list_source_files(src: SourceConfig, s3: S3Config | None = None) -> tuple[str, list[str]]:
+    """(glob root, sorted files matching ``src.path``): local paths, ``file:``/``dbfs:`` and ``s3://`` URIs.
 
-
-def list_source_files(src: SourceConfig) -> tuple[str, list[str]]:
-    """Sorted files matching ``src.path`` (local paths; ``file:`` URIs accepted). Fails fast when none match."""
-    pattern = src.path[len("file:"):] if src.path.startswith("file:") else src.path
-    if "://" in pattern:
-        raise ConfigError(f"sources.{src.name}.path: remote URIs ({pattern}) are not supported by ingest yet")
-    pattern = os.path.abspath(os.path.expanduser(pattern))
-    if os.path.isdir(pattern):
-        pattern = os.path.join(pattern, "*")
-    files = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-    if not files:
+    Fails fast when nothing matches. Paths relative to the root name documents that have no id of their own.
+    """
+    try:
+        root, found = glob_files(src.path, s3)
+    except OSError as e:
+        raise ConfigError(f"sources.{src.name}.path: cannot list {src.path!r}: {e}") from e
+    if not found:
         raise ConfigError(f"sources.{src.name}.path: no files match {src.path!r}")
-    return _glob_root(pattern), files
+    return root, [f for f, _, _ in found]
 
 
-def plan_read_tasks(sources: list[SourceConfig], cfg: IngestConfig) -> list[ReadTask]:
+def plan_read_tasks(sources: list[SourceConfig], cfg: IngestConfig, s3: S3Config | None = None) -> list[ReadTask]:
     """One task per file; Parquet files split into row-group ranges of about ``parquet_rows_per_task`` rows."""
     tasks: list[ReadTask] = []
     for src in sources:
-        root, files = list_source_files(src)
+        root, files = list_source_files(src, s3)
         for path in files:
-            rel = os.path.relpath(path, root)
+            rel = os.path.relpath(path, root) if is_local(path) else relative(path, root)
             if src.format == "parquet":
-                groups = _parquet_row_group_slices(path, cfg.parquet_rows_per_task)
+                groups = _parquet_row_group_slices(path, cfg.parquet_rows_per_task, s3)
                 if groups is not None:
                     for g in groups:
                         tasks.append(ReadTask(len(tasks), src.name, path, rel, g))
@@ -92,11 +80,11 @@ def plan_read_tasks(sources: list[SourceConfig], cfg: IngestConfig) -> list[Read
     return tasks
 
 
-def _parquet_row_group_slices(path: str, rows_per_task: int) -> list[list[int]] | None:
+def _parquet_row_group_slices(path: str, rows_per_task: int, s3: S3Config | None = None) -> list[list[int]] | None:
     import pyarrow.parquet as pq
 
     try:
-        md = pq.ParquetFile(path).metadata
+        md = pq.ParquetFile(path if is_local(path) else open_random_access(path, s3)).metadata
     except Exception:
         return None  # unreadable: the reader task turns it into a quarantine row
     slices: list[list[int]] = []
@@ -114,9 +102,10 @@ def _parquet_row_group_slices(path: str, rows_per_task: int) -> list[list[int]] 
 
 
 def read_sources(spark: SparkSession, tasks: list[ReadTask], sources: list[SourceConfig],
-                 cfg: IngestConfig) -> DataFrame:
+                 cfg: IngestConfig, s3: S3Config | None = None) -> DataFrame:
     """Run the read tasks on the executors; returns every record (doc, quarantine, skip) as ``PARSED_SCHEMA``."""
     by_name = {s.name: s for s in sources}
+    s3 = s3.resolved() if s3 else None  # executors have neither the driver's environment nor its config
     max_raw = cfg.max_raw_bytes
     batch_rows = cfg.batch_rows
     task_rows = [(t.task_id, json.dumps(asdict(t))) for t in tasks]
@@ -130,7 +119,7 @@ def read_sources(spark: SparkSession, tasks: list[ReadTask], sources: list[Sourc
                 t = ReadTask(**json.loads(task_json))
                 src = by_name[t.source]
                 rows: list[tuple] = []
-                for r in read_records(t.file, t.relpath, src, max_raw, t.row_groups):
+                for r in read_records(t.file, t.relpath, src, max_raw, t.row_groups, s3):
                     rows.append((r.kind, r.doc_id, t.source, r.source_id, r.url, r.text, r.meta, t.file,
                                  int(r.offset), r.reason, r.raw))
                     if len(rows) >= batch_rows:

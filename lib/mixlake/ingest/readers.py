@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from mixlake.config import SourceConfig
+from mixlake.storage import S3Config, is_local, open_input, open_random_access
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -60,9 +61,9 @@ def make_doc_id(source: str, source_id: str | None, relpath: str, offset: int) -
     return hashlib.sha256(f"{source}\x1f{key}".encode()).hexdigest()[:32]
 
 
-def open_decompressed(path: str) -> IO[bytes]:
-    """Open ``path`` for binary reading, transparently decompressing gzip and zstd (detected by magic bytes)."""
-    f = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+def open_decompressed(path: str, s3: S3Config | None = None) -> IO[bytes]:
+    """Open ``path`` (local or a URI) for binary reading, transparently decompressing gzip and zstd (by magic bytes)."""
+    f = open_input(path, s3)
     head = f.peek(4)[:4] if hasattr(f, "peek") else b""
     if head[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
@@ -114,12 +115,13 @@ def _doc_or_empty(src: SourceConfig, relpath: str, offset: int, text: str, sourc
                   url=url, text=text, meta=meta)
 
 
-def read_jsonl(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) -> Iterator[Record]:
+def read_jsonl(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int,
+               s3: S3Config | None = None) -> Iterator[Record]:
     """JSON Lines (plain, .gz, .zst); one object per line. Blank lines are not records."""
     raw = _Raw(max_raw_bytes)
     exclude = {src.text_field, src.id_field or "", src.url_field or ""}
     lineno = 0
-    with open_decompressed(path) as f:
+    with open_decompressed(path, s3) as f:
         while True:
             try:
                 line = f.readline()
@@ -159,7 +161,8 @@ def read_jsonl(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) -
             yield _doc_or_empty(src, relpath, lineno, text, source_id, url, _meta_json(obj, exclude), raw, body)
 
 
-def read_text(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) -> Iterator[Record]:
+def read_text(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int,
+              s3: S3Config | None = None) -> Iterator[Record]:
     """Plain text: one document per file, or per block between lines matching ``separator`` (e.g. ``%`` lines)."""
     raw = _Raw(max_raw_bytes)
     sep = re.compile(src.separator.encode()) if src.separator else None
@@ -174,7 +177,7 @@ def read_text(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) ->
             return Record("quarantine", offset, reason="invalid_utf8", raw=raw(block))
         return _doc_or_empty(src, relpath, offset, text.strip("\n"), None, None, None, raw, block)
 
-    with open_decompressed(path) as f:
+    with open_decompressed(path, s3) as f:
         while True:
             try:
                 line = f.readline()
@@ -201,14 +204,14 @@ def read_text(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) ->
 
 
 def read_parquet(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int,
-                 row_groups: list[int] | None = None) -> Iterator[Record]:
+                 row_groups: list[int] | None = None, s3: S3Config | None = None) -> Iterator[Record]:
     """Parquet: one document per row; ``row_groups`` selects a slice of the file (one reader task each)."""
     import pyarrow.parquet as pq
 
     raw = _Raw(max_raw_bytes)
     exclude = {src.text_field, src.id_field or "", src.url_field or ""}
     try:
-        pf = pq.ParquetFile(path)
+        pf = pq.ParquetFile(path if is_local(path) else open_random_access(path, s3))
     except Exception as e:
         yield Record("quarantine", 0, reason=f"unreadable_parquet:{type(e).__name__}", raw=None)
         return
@@ -275,7 +278,8 @@ def _read_body(rec: Any, it: Any, src: SourceConfig) -> tuple[bytes, int, str | 
     return body, offset, _digest_problem(rec) if src.verify_digests else None
 
 
-def read_warc(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) -> Iterator[Record]:
+def read_warc(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int,
+              s3: S3Config | None = None) -> Iterator[Record]:
     """WARC (HTML responses → main text) and WET (``conversion`` records taken as they are), via warcio."""
     from warcio.archiveiterator import ArchiveIterator
 
@@ -283,7 +287,7 @@ def read_warc(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) ->
     offset = 0
     last_end = 0
     seen = False
-    with open(path, "rb") as f:
+    with open_input(path, s3) as f:
         it = ArchiveIterator(f, arc2warc=True, check_digests=True)
         while True:
             try:
@@ -357,17 +361,17 @@ def read_warc(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int) ->
 
 
 def read_records(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int,
-                 row_groups: list[int] | None = None) -> Iterator[Record]:
+                 row_groups: list[int] | None = None, s3: S3Config | None = None) -> Iterator[Record]:
     """Dispatch on ``src.format``; a file that cannot even be opened becomes one quarantine record."""
     try:
         if src.format == "jsonl":
-            yield from read_jsonl(path, relpath, src, max_raw_bytes)
+            yield from read_jsonl(path, relpath, src, max_raw_bytes, s3)
         elif src.format == "text":
-            yield from read_text(path, relpath, src, max_raw_bytes)
+            yield from read_text(path, relpath, src, max_raw_bytes, s3)
         elif src.format == "parquet":
-            yield from read_parquet(path, relpath, src, max_raw_bytes, row_groups)
+            yield from read_parquet(path, relpath, src, max_raw_bytes, row_groups, s3)
         elif src.format in ("warc", "wet"):
-            yield from read_warc(path, relpath, src, max_raw_bytes)
+            yield from read_warc(path, relpath, src, max_raw_bytes, s3)
         else:  # validated earlier; kept for direct callers
             raise ValueError(f"unknown format {src.format!r}")
     except OSError as e:

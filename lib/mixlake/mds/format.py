@@ -181,9 +181,14 @@ class ShardWriter:
         return self.shards
 
 
+def index_bytes(shards: list[dict[str, Any]]) -> bytes:
+    """An MDS ``index.json``: ``{"version": 2, "shards": [...]}`` (keys sorted, as ``streaming`` writes it)."""
+    return json.dumps({"version": 2, "shards": shards}, sort_keys=True).encode()
+
+
 def write_index(directory: str, shards: list[dict[str, Any]]) -> None:
-    with open(os.path.join(directory, "index.json"), "w") as f:
-        json.dump({"version": 2, "shards": shards}, f, sort_keys=True)
+    with open(os.path.join(directory, "index.json"), "wb") as f:
+        f.write(index_bytes(shards))
 
 
 def prefixed(shards: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:

@@ -9,37 +9,38 @@ ids). Needs ``mosaicml-streaming`` (and so torch) where it runs — the driver o
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from typing import Any
 
+from mixlake import storage
 from mixlake.mds.format import file_hash
+from mixlake.storage import S3Config
 
 
 def verify_stream(directory: str, expected_samples: int | None = None, max_seq_len: int | None = None,
-                  token_column: str = "tokens") -> dict[str, Any]:
+                  token_column: str = "tokens", s3: S3Config | None = None) -> dict[str, Any]:
+    """Check one stream (a local directory or ``s3://``/``s3a://`` prefix); ``s3`` reaches the S3 endpoint."""
     from streaming import StreamingDataset
 
-    with open(os.path.join(directory, "index.json")) as f:
-        index = json.load(f)
+    index = json.loads(storage.read_bytes(storage.join(directory, "index.json"), s3))
+    base = storage.filesystem(directory, s3)[1]
+    on_disk = {storage.relative(i.path, base) for i in storage.list_files(directory, s3)}
     problems: list[str] = []
     for shard in index["shards"]:
         info = shard["zip_data"] or shard["raw_data"]
-        path = os.path.join(directory, info["basename"])
-        if not os.path.exists(path):
+        if info["basename"] not in on_disk:
             problems.append(f"missing shard file {info['basename']}")
             continue
-        with open(path, "rb") as fh:
-            data = fh.read()
+        data = storage.read_bytes(storage.join(directory, info["basename"]), s3)
         if len(data) != info["bytes"]:
             problems.append(f"{info['basename']}: {len(data)} bytes, index says {info['bytes']}")
         for algo, digest in info["hashes"].items():
             if file_hash(algo, data) != digest:
                 problems.append(f"{info['basename']}: {algo} mismatch")
     indexed = sum(s["samples"] for s in index["shards"])
-    with tempfile.TemporaryDirectory(prefix="mixlake-verify-") as cache:
-        # the training path: the stream as a remote, decompressed into a local cache by streaming itself
-        ds = StreamingDataset(remote=directory, local=cache, shuffle=False, batch_size=1,
+    with tempfile.TemporaryDirectory(prefix="mixlake-verify-") as cache, storage.streaming_env(s3):
+        # the training path: the stream as a remote, downloaded and decompressed into a local cache by streaming
+        ds = StreamingDataset(remote=storage.streaming_uri(directory), local=cache, shuffle=False, batch_size=1,
                               num_canonical_nodes=1)
         n = len(ds)
         seen = 0
@@ -55,7 +56,6 @@ def verify_stream(directory: str, expected_samples: int | None = None, max_seq_l
         problems.append(f"{n} samples, the write manifest expects {expected_samples}")
     if bad_len:
         problems.append(f"{bad_len} token samples are not {max_seq_len} long")
-    on_disk = {os.path.relpath(os.path.join(dp, f), directory) for dp, _, fs in os.walk(directory) for f in fs}
     listed = {(s["zip_data"] or s["raw_data"])["basename"] for s in index["shards"]}
     orphans = sorted(p for p in on_disk - listed if not p.endswith("index.json"))
     if orphans:

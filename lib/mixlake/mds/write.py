@@ -14,10 +14,13 @@ Layout (``mds.root``, default ``${lake}/mds``)::
   named by that logical part index, so the same input and config give byte-identical shards and index.
 * **Exactly once**: a task attempt writes its parts under ``_attempts/part-XXXXX.<taskAttemptId>`` (on the final
   filesystem, one shard at a time as each closes: bounded worker disk), and returns the attempt directory and the
-  part's index entries to the driver. Only the attempts Spark reports as successful are renamed into place; every
-  other attempt directory (failed, speculative, killed) is deleted before the index is written. The whole run is
-  written under ``<root>/.staging-<run>/`` and swapped in per source by two renames at the end, so a reader sees the
-  old stream or the new one, never a mix.
+  part's index entries to the driver. Only the attempts Spark reports as successful are moved into place; every
+  other attempt directory (failed, speculative, killed with its executor) is deleted before the index is written.
+  The whole run is written under ``<root>/.staging-<run>/`` and published per source at the end: locally by two
+  renames, so a reader sees the old stream or the new one, never a mix; on S3 (no rename) by copying the objects
+  with ``index.json`` last and then deleting the old stream's leftovers (see :func:`mixlake.storage.publish_tree`).
+* **Where**: ``mds.root`` may be a local/mounted path or ``s3://``/``s3a://`` (through ``pyarrow.fs`` with the
+  ``storage.s3`` settings); ``streaming`` reads it as ``remote=s3://...`` with a local cache.
 * **Samples**: ``text`` → ``{'text': 'str'}`` (+ ``doc_id``/``source`` columns if configured); ``tokens`` →
   llm-foundry's concat-tokens layout, per part ``buffer += [bos] + ids + [eos]`` cut into ``max_seq_len`` blocks
   (``ndarray:uint16`` when the vocabulary fits, else ``ndarray:int32``; ``mds.token_dtype=int32`` to match
@@ -30,8 +33,7 @@ executors need neither torch nor ``streaming`` (which imports torch eagerly).
 from __future__ import annotations
 
 import json
-import os
-import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,8 +44,10 @@ import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from mixlake import storage
 from mixlake.config import ConfigError
-from mixlake.mds.format import ShardWriter, prefixed, write_index
+from mixlake.mds.format import ShardWriter, index_bytes, prefixed
+from mixlake.storage import S3Config
 from mixlake.tokens.tokenizer import TokenizerConfig, eos_id, load_tokenizer, vocab_size
 
 
@@ -70,6 +74,7 @@ class MDSConfig:
     empty_source: str = "fail"  # fail | skip
     input_table: str = "auto"
     fail_first_attempt_of_part: int | None = None  # testing: fault injection (first attempt of this part raises)
+    slow_part_seconds: float = 0.0  # testing: a task sleeps this long after writing each part (executor-kill window)
 
     def __post_init__(self) -> None:
         checks = {"format": ("tokens", "text"), "remainder": ("drop", "pad"),
@@ -106,7 +111,8 @@ def order_columns(docs: DataFrame, cfg: MDSConfig, parts: dict[str, int], fracti
     return out.filter(u < F.coalesce(frac, F.lit(1.0)))
 
 
-def _writer_task(cfg: MDSConfig, tok: TokenizerConfig, staging: str, cols: dict[str, str]) -> Any:
+def _writer_task(cfg: MDSConfig, tok: TokenizerConfig, staging: str, cols: dict[str, str],
+                 s3: S3Config | None) -> Any:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
@@ -121,13 +127,12 @@ def _writer_task(cfg: MDSConfig, tok: TokenizerConfig, staging: str, cols: dict[
             prefix = [tok.bos_id] if tok.bos_id is not None else []
 
         def open_part(source: str, part: int) -> None:
-            d = os.path.join(staging, source, "_attempts", f"part-{part:05d}.{attempt}")
-            shutil.rmtree(d, ignore_errors=True)
-            os.makedirs(d)
+            d = storage.join(staging, source, "_attempts", f"part-{part:05d}.{attempt}")
+            storage.rmtree(d, s3)
+            storage.makedirs(d, s3)
 
             def sink(name: str, data: bytes) -> None:
-                with open(os.path.join(d, name), "wb") as f:
-                    f.write(data)
+                storage.write_bytes(storage.join(d, name), data, s3)
 
             state.update(key=(source, part), dir=d, writer=ShardWriter(cols, sink, cfg.compression, cfg.hashes,
                                                                        cfg.size_limit),
@@ -151,8 +156,10 @@ def _writer_task(cfg: MDSConfig, tok: TokenizerConfig, staging: str, cols: dict[
             if cfg.format == "tokens":
                 emit_blocks(final=True)
             shards = state["writer"].finish()
-            write_index(state["dir"], shards)
+            storage.write_bytes(storage.join(state["dir"], "index.json"), index_bytes(shards), s3)
             source, part = state["key"]
+            if cfg.slow_part_seconds:
+                time.sleep(cfg.slow_part_seconds)
             if cfg.fail_first_attempt_of_part == part and first_attempt:
                 raise RuntimeError(f"fault injection: first attempt of part {part} fails after writing its files")
             return pa.RecordBatch.from_pylist([{
@@ -194,10 +201,10 @@ RESULT_DDL = "source string, part int, attempt_dir string, shards string, sample
 
 
 def write_streams(docs: DataFrame, cfg: MDSConfig, tok: TokenizerConfig, root: str,
-                  fraction: dict[str, float]) -> list[dict[str, Any]]:
-    """Write every source of ``docs`` as an MDS stream under ``root``; returns the per-part manifest rows."""
-    if "://" in root:
-        raise ConfigError(f"config key 'mds.root': only local/mounted paths are written for now (got {root})")
+                  fraction: dict[str, float], s3: S3Config | None = None) -> list[dict[str, Any]]:
+    """Write every source of ``docs`` as an MDS stream under ``root`` (a local path or ``s3://``); returns the
+    per-part manifest rows."""
+    s3 = s3.resolved() if s3 else None  # executors have neither the driver's environment nor its config
     sizes = {r.source: (int(r.n), int(r.bytes or 0)) for r in
              docs.groupBy("source").agg(F.count(F.lit(1)).alias("n"),
                                         F.sum(F.octet_length("text")).alias("bytes")).collect()}
@@ -206,27 +213,27 @@ def write_streams(docs: DataFrame, cfg: MDSConfig, tok: TokenizerConfig, root: s
     parts = {s: cfg.partitions or max(1, -(-b // cfg.target_part_bytes)) for s, (_, b) in sizes.items()}
     cols = columns(cfg, tok)
     run = uuid.uuid4().hex[:12]
-    os.makedirs(root, exist_ok=True)
-    for stale in os.listdir(root):  # a crashed earlier run's staging area (one writer per root at a time)
-        if stale.startswith((".staging-", ".old-")):
-            shutil.rmtree(os.path.join(root, stale), ignore_errors=True)
-    staging = os.path.join(root, f".staging-{run}")
+    storage.makedirs(root, s3)
+    for stale in storage.listdir(root, s3):  # a crashed earlier run's staging area (one writer per root at a time)
+        if stale.startswith((".staging-", ".old-")) or ".old-.staging-" in stale:
+            storage.rmtree(storage.join(root, stale), s3)
+    staging = storage.join(root, f".staging-{run}")
     keep = ["source", "text", *cfg.text_columns] if cfg.format == "text" else ["source", "text"]
     ordered = (order_columns(docs, cfg, parts, fraction)
                .repartition(sum(parts.values()), "source", "_part")
                .sortWithinPartitions("source", "_part", "_key")
                .select(*dict.fromkeys([*keep, "_part"])))
     try:
-        os.makedirs(staging)
-        results = ordered.mapInArrow(_writer_task(cfg, tok, staging, cols), RESULT_DDL).collect()
-        manifest = _commit(results, staging, root, sizes, cfg)
+        storage.makedirs(staging, s3)
+        results = ordered.mapInArrow(_writer_task(cfg, tok, staging, cols, s3), RESULT_DDL).collect()
+        manifest = _commit(results, staging, root, sizes, cfg, s3)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        storage.rmtree(staging, s3)
     return manifest
 
 
 def _commit(results: list[Any], staging: str, root: str, sizes: dict[str, tuple[int, int]],
-            cfg: MDSConfig) -> list[dict[str, Any]]:
+            cfg: MDSConfig, s3: S3Config | None) -> list[dict[str, Any]]:
     by_source: dict[str, list[Any]] = {}
     for r in results:
         by_source.setdefault(r.source, []).append(r)
@@ -238,22 +245,17 @@ def _commit(results: list[Any], staging: str, root: str, sizes: dict[str, tuple[
                 continue
             raise ConfigError(f"source {source!r} produced no MDS samples (no documents selected, or fewer tokens "
                               f"than one {cfg.max_seq_len}-token block); set mds.empty_source=skip to skip it")
-        sdir = os.path.join(staging, source)
+        sdir = storage.join(staging, source)
         index: list[dict[str, Any]] = []
         for r in rows:
             if r.samples == 0:  # an empty part writes nothing
                 continue
-            final = os.path.join(sdir, f"part-{r.part:05d}")
-            os.rename(r.attempt_dir, final)  # only the successful attempt Spark reported
+            final = storage.join(sdir, f"part-{r.part:05d}")
+            storage.move_tree(r.attempt_dir, final, s3)  # only the successful attempt Spark reported
             index += prefixed(json.loads(r.shards), f"part-{r.part:05d}")
             manifest.append({"source": source, "part": r.part, "samples": r.samples, "docs": r.docs,
                              "tokens": r.tokens, "shards": len(json.loads(r.shards))})
-        shutil.rmtree(os.path.join(sdir, "_attempts"), ignore_errors=True)  # failed/speculative attempts
-        write_index(sdir, index)
-        target = os.path.join(root, source)
-        old = os.path.join(root, f".old-{source}-{os.path.basename(staging)}")
-        if os.path.exists(target):
-            os.rename(target, old)
-        os.rename(sdir, target)
-        shutil.rmtree(old, ignore_errors=True)
+        storage.rmtree(storage.join(sdir, "_attempts"), s3)  # failed/speculative attempts
+        storage.write_bytes(storage.join(sdir, "index.json"), index_bytes(index), s3)
+        storage.publish_tree(sdir, storage.join(root, source), s3)
     return manifest

@@ -22,8 +22,10 @@ import matplotlib.pyplot as plt
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from mixlake import storage
 from mixlake.dedup.config import candidate_probability
 from mixlake.delta import lake_root, table_exists, table_path
+from mixlake.storage import S3Config
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +206,7 @@ def mixture(spark: SparkSession, lake: str) -> Section:
         a2.axhline(4, color="red", linestyle="--", linewidth=1)
         a2.set_title("epochs (dashed: 4)")
         sec.image = _png(fig)
-    if os.path.exists(md):
+    if "://" in md or os.path.exists(md):
         sec.notes.append(f"all plans (ladder): {md}")
     return sec
 
@@ -278,7 +280,8 @@ def render_html(sections: list[Section], title: str) -> str:
     return "".join(parts)
 
 
-def render_markdown(sections: list[Section], title: str, image_dir: str) -> str:
+def render_markdown(sections: list[Section], title: str, images: dict[str, bytes]) -> str:
+    """Markdown for ``sections``; their figures are added to ``images`` (file name → PNG bytes)."""
     out = [f"# {title}\n"]
     for i, s in enumerate(sections):
         out.append(f"## {s.title}\n")
@@ -286,8 +289,7 @@ def render_markdown(sections: list[Section], title: str, image_dir: str) -> str:
             out.append(s.text + "\n")
         if s.image:
             name = f"fig-{i:02d}.png"
-            with open(os.path.join(image_dir, name), "wb") as f:
-                f.write(s.image)
+            images[name] = s.image
             out.append(f"![{s.title}]({name})\n")
         if s.table:
             out.append("| " + " | ".join(map(str, s.header or [])) + " |")
@@ -300,18 +302,18 @@ def render_markdown(sections: list[Section], title: str, image_dir: str) -> str:
     return "\n".join(out)
 
 
-def write_report(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float) -> str:
-    """Build and write the report; returns the path of ``index.html``."""
+def write_report(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float,
+                 s3: S3Config | None = None) -> str:
+    """Build and write the report under ``${lake}/report`` (local or S3); returns the path of ``index.html``."""
     root = lake_root(lake)
-    out = os.path.join(root, "report")
-    os.makedirs(out, exist_ok=True)
+    out = f"{root}/report"
     sections = build_sections(spark, root, bands, rows, threshold)
     title = f"mixlake report — {root}"
-    with open(os.path.join(out, "index.html"), "w") as f:
-        f.write(render_html(sections, title))
-    with open(os.path.join(out, "report.md"), "w") as f:
-        f.write(render_markdown(sections, title, out))
-    with open(os.path.join(out, "sections.json"), "w") as f:
-        json.dump([{"title": s.title, "rows": len(s.table or []), "image": s.image is not None} for s in sections],
-                  f, indent=1)
-    return os.path.join(out, "index.html")
+    images: dict[str, bytes] = {}
+    storage.write_text(f"{out}/report.md", render_markdown(sections, title, images), s3)
+    for name, png in images.items():
+        storage.write_bytes(f"{out}/{name}", png, s3)
+    storage.write_text(f"{out}/sections.json", json.dumps(
+        [{"title": s.title, "rows": len(s.table or []), "image": s.image is not None} for s in sections], indent=1), s3)
+    storage.write_text(f"{out}/index.html", render_html(sections, title), s3)
+    return f"{out}/index.html"

@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from typing import Any
 
 from omegaconf import DictConfig
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from mixlake.config import plain, source_configs, to_dataclass
+from mixlake import storage
+from mixlake.config import plain, s3_config, source_configs, to_dataclass
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate
 from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
@@ -78,8 +78,7 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
         replace_table(spark.createDataFrame([summary]), table_path(cfg.lake, "dedup_summary"))
         rows = spark.read.format("delta").load(table_path(cfg.lake, "dedup_counts")).collect()
     finally:
-        if "://" not in tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        storage.rmtree(tmp, s3_config(cfg))
     out = StageResult("dedup", outputs={"duplicates": table_version(spark, dup_path),
                                         "deduped": table_version(spark, out_path)})
     out.records_in = sum(r.docs_in for r in rows)

@@ -11,7 +11,8 @@ from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from mixlake.config import ConfigError
+from mixlake import storage
+from mixlake.config import ConfigError, s3_config
 from mixlake.dedup.evaluate import load_gold, score
 from mixlake.delta import lake_root, read_table, replace_table, table_path
 from mixlake.sample.generate import sample_config
@@ -52,11 +53,8 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     if sample_config(cfg).enabled and not cfg.get("eval", {}).get("gold"):
         metrics["recall_near_at_0.85"] = score(
             [g for g in gold if g[2] < 1.0], cluster_of, None, threshold=0.85)["recall_at_threshold"]
-    report = os.path.join(lake_root(cfg.lake), "report")
-    if "://" not in report:
-        os.makedirs(report, exist_ok=True)
-        with open(os.path.join(report, "dedup_eval.json"), "w") as f:
-            json.dump(metrics, f, indent=1, sort_keys=True)
+    storage.write_text(f"{lake_root(cfg.lake)}/report/dedup_eval.json", json.dumps(metrics, indent=1, sort_keys=True),
+                       s3_config(cfg))
     replace_table(spark.createDataFrame([{"metrics": json.dumps(metrics, sort_keys=True), "gold_file": path}]),
                   table_path(cfg.lake, "dedup_eval"))
     log.info("dedup eval: recall@%.2f=%s precision=%s f1=%s false_merges=%s", threshold,

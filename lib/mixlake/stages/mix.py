@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -13,7 +12,8 @@ import yaml
 from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
-from mixlake.config import ConfigError, plain, to_dataclass
+from mixlake import storage
+from mixlake.config import ConfigError, plain, s3_config, to_dataclass
 from mixlake.delta import lake_root, read_table, replace_table, table_path, table_version
 from mixlake.mixture.plan import MixtureConfig, Plan, plan_ladder, plan_markdown
 from mixlake.mixture.streams import streams_config
@@ -88,15 +88,11 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     mds = mds_settings(cfg)
     streams = streams_config(plans[0], mds["root"], mds["local_cache"], mds["remote"], mds["format"],
                              mds["max_seq_len"], per_doc, mds["stratified"])
-    if "://" not in root:
-        os.makedirs(f"{root}/report", exist_ok=True)
-        with open(f"{root}/report/mixture.md", "w") as f:
-            f.write(md)
-        with open(f"{root}/report/mixture.json", "w") as f:
-            json.dump([asdict(p) for p in plans], f, indent=1)
-        with open(f"{root}/streams.yaml", "w") as f:
-            f.write("# llm-foundry train_loader for the main plan (written by mixlake's mix stage)\n")
-            yaml.safe_dump(streams, f, sort_keys=False)
+    s3 = s3_config(cfg)
+    storage.write_text(f"{root}/report/mixture.md", md, s3)
+    storage.write_text(f"{root}/report/mixture.json", json.dumps([asdict(p) for p in plans], indent=1), s3)
+    storage.write_text(f"{root}/streams.yaml", "# llm-foundry train_loader for the main plan (written by mixlake's "
+                       "mix stage)\n" + yaml.safe_dump(streams, sort_keys=False), s3)
     print(md, flush=True)
     for note in plans[0].notes:
         log.info("mixture: %s", note)

@@ -5,13 +5,13 @@ documents, words, occurrences removed) and ``documents_clean`` (the texts after 
 from __future__ import annotations
 
 import logging
-import shutil
 
 from omegaconf import DictConfig
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from mixlake.config import plain, to_dataclass
+from mixlake import storage
+from mixlake.config import plain, s3_config, to_dataclass
 from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
 from mixlake.spans.spans import SpansConfig, remove_spans, repeated_spans, span_occurrences
 from mixlake.stages.inputs import cleaned_input
@@ -36,8 +36,7 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     try:
         return _run(spark, cfg, sc, source, docs, tmp)
     finally:
-        if "://" not in tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        storage.rmtree(tmp, s3_config(cfg))
 
 
 def _run(spark: SparkSession, cfg: DictConfig, sc: SpansConfig, source: str, docs: DataFrame,

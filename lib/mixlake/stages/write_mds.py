@@ -10,7 +10,7 @@ import time
 from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
-from mixlake.config import ConfigError, plain, to_dataclass
+from mixlake.config import ConfigError, plain, s3_config, to_dataclass
 from mixlake.delta import lake_root, read_table, replace_table, table_exists, table_path, table_version
 from mixlake.mds.write import MDSConfig, write_streams
 from mixlake.stages.inputs import cleaned_input
@@ -50,7 +50,7 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     docs = read_table(spark, cfg.lake, source)
     root = mds_root(cfg, m)
     t0 = time.time()
-    manifest = write_streams(docs, m, tok, root, plan_fractions(spark, cfg, m))
+    manifest = write_streams(docs, m, tok, root, plan_fractions(spark, cfg, m), s3_config(cfg))
     seconds = time.time() - t0
     if not manifest:
         raise ConfigError("write_mds wrote nothing")
@@ -79,7 +79,8 @@ def run_verify(spark: SparkSession, cfg: DictConfig) -> StageResult:
         expected[r.source] = expected.get(r.source, 0) + int(r.samples)
     reports = {}
     for source, n in sorted(expected.items()):
-        rep = verify_stream(f"{root}/{source}", n, m.max_seq_len if m.format == "tokens" else None)
+        rep = verify_stream(f"{root}/{source}", n, m.max_seq_len if m.format == "tokens" else None,
+                            s3=s3_config(cfg))
         reports[source] = rep
         log.info("verify_mds %s: %d samples in %d shards: %s", source, rep["samples"], rep["shards"],
                  "ok" if rep["ok"] else "; ".join(rep["problems"]))

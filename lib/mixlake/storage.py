@@ -1,0 +1,296 @@
+"""Where files live: local paths, mounted paths (``dbfs:/`` → ``/dbfs/``) and S3 (``s3://`` / ``s3a://``).
+
+Spark reads and writes Delta tables through Hadoop's S3A connector (``hadoop-aws``, added to the session's jars when
+a configured path is on S3); ``s3://`` is mapped to S3A too, so one URI works everywhere. Everything Python touches
+directly — source files read by ingest tasks, MDS shards written by executor tasks, the report, ``streams.yaml`` —
+goes through ``pyarrow.fs`` with the same settings (the ``storage`` config group). ``streaming`` reads MDS streams
+with boto3, so :func:`streaming_env` exports the endpoint and credentials for it.
+
+Credentials come from ``storage.s3.access_key``/``secret_key``/``session_token`` or, when those are null, from the
+standard ``AWS_*`` environment variables of the driver. They are resolved on the driver and travel to executors
+inside task closures and Spark's Hadoop configuration (which Spark redacts in its UI and logs); they are never
+written to the runs table or the report (masked by key name).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import IO, Any
+
+from pyarrow import fs as pafs
+
+S3_SCHEMES = ("s3://", "s3a://", "s3n://")
+
+
+@dataclass(frozen=True)
+class S3Config:
+    """``storage.s3``: an S3 API endpoint (AWS, MinIO, moto, ...)."""
+
+    endpoint: str | None = None  # e.g. http://127.0.0.1:9000; null: AWS (or $AWS_ENDPOINT_URL)
+    region: str = "us-east-1"
+    path_style: bool | None = None  # null: path-style when an endpoint is set (MinIO, moto), virtual-host on AWS
+    access_key: str | None = None  # null: $AWS_ACCESS_KEY_ID
+    secret_key: str | None = None  # null: $AWS_SECRET_ACCESS_KEY
+    session_token: str | None = None  # null: $AWS_SESSION_TOKEN
+
+    def resolved(self) -> S3Config:
+        """Nulls filled from the driver's environment (so that executors elsewhere get the same settings)."""
+        env = os.environ.get
+        return replace(self, endpoint=self.endpoint or env("AWS_ENDPOINT_URL_S3") or env("AWS_ENDPOINT_URL"),
+                       access_key=self.access_key or env("AWS_ACCESS_KEY_ID"),
+                       secret_key=self.secret_key or env("AWS_SECRET_ACCESS_KEY"),
+                       session_token=self.session_token or env("AWS_SESSION_TOKEN"))
+
+    @property
+    def use_path_style(self) -> bool:
+        return self.path_style if self.path_style is not None else bool(self.endpoint)
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"S3Config(endpoint={self.endpoint!r}, region={self.region!r}, path_style={self.path_style!r})"
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith(S3_SCHEMES)
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri and not uri.startswith("dbfs:")
+
+
+def streaming_uri(uri: str) -> str:
+    """``s3a://b/k`` → ``s3://b/k`` (the scheme ``streaming`` and boto3 understand); other URIs unchanged."""
+    for scheme in S3_SCHEMES:
+        if uri.startswith(scheme):
+            return "s3://" + uri[len(scheme):]
+    return uri
+
+
+def filesystem(uri: str, s3: S3Config | None = None) -> tuple[pafs.FileSystem, str]:
+    """(pyarrow filesystem, path inside it) for ``uri``."""
+    if is_s3(uri):
+        c = (s3 or S3Config()).resolved()
+        kwargs: dict[str, Any] = {"region": c.region, "access_key": c.access_key, "secret_key": c.secret_key,
+                                  "session_token": c.session_token}
+        if c.endpoint:
+            scheme, _, host = c.endpoint.partition("://")
+            kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+        if not c.access_key:
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("access_key", "secret_key", "session_token")}
+        return pafs.S3FileSystem(**kwargs), uri.split("://", 1)[1].rstrip("/")
+    if uri.startswith("dbfs:"):
+        return pafs.LocalFileSystem(), "/dbfs/" + uri[len("dbfs:"):].lstrip("/")
+    if uri.startswith("file:"):
+        uri = uri[len("file:"):]
+        uri = "/" + uri.lstrip("/") if uri.startswith("//") else uri
+    if "://" in uri:
+        f, path = pafs.FileSystem.from_uri(uri)
+        return f, path
+    return pafs.LocalFileSystem(), os.path.abspath(os.path.expanduser(uri))
+
+
+def join(uri: str, *parts: str) -> str:
+    return "/".join([uri.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def exists(uri: str, s3: S3Config | None = None) -> bool:
+    f, p = filesystem(uri, s3)
+    return f.get_file_info(p).type != pafs.FileType.NotFound
+
+
+def read_bytes(uri: str, s3: S3Config | None = None) -> bytes:
+    f, p = filesystem(uri, s3)
+    with f.open_input_stream(p) as fh:
+        return fh.read()
+
+
+def write_bytes(uri: str, data: bytes, s3: S3Config | None = None) -> None:
+    """Write a whole file (on S3 one PUT: readers see the old object or the new one)."""
+    f, p = filesystem(uri, s3)
+    parent = p.rsplit("/", 1)[0]
+    if isinstance(f, pafs.LocalFileSystem):
+        f.create_dir(parent, recursive=True)
+    with f.open_output_stream(p) as fh:
+        fh.write(data)
+
+
+def write_text(uri: str, text: str, s3: S3Config | None = None) -> None:
+    write_bytes(uri, text.encode(), s3)
+
+
+def makedirs(uri: str, s3: S3Config | None = None) -> None:
+    """Local directories only (object stores have no directories; writing a key creates its prefix)."""
+    f, p = filesystem(uri, s3)
+    if isinstance(f, pafs.LocalFileSystem):
+        f.create_dir(p, recursive=True)
+
+
+def rmtree(uri: str, s3: S3Config | None = None) -> None:
+    """Delete a directory (prefix) and everything under it; no error when it does not exist."""
+    f, p = filesystem(uri, s3)
+    if f.get_file_info(p).type != pafs.FileType.NotFound:
+        f.delete_dir(p)
+
+
+def list_files(uri: str, s3: S3Config | None = None) -> list[pafs.FileInfo]:
+    """Every file under ``uri`` (recursive), sorted by path; empty when it does not exist."""
+    f, p = filesystem(uri, s3)
+    infos = f.get_file_info(pafs.FileSelector(p, recursive=True, allow_not_found=True))
+    return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)
+
+
+def relative(info_path: str, base: str) -> str:
+    return info_path[len(base.rstrip("/")) + 1:]
+
+
+def listdir(uri: str, s3: S3Config | None = None) -> list[str]:
+    """Names directly under ``uri`` (files and directories/prefixes)."""
+    f, p = filesystem(uri, s3)
+    infos = f.get_file_info(pafs.FileSelector(p, recursive=False, allow_not_found=True))
+    return sorted(i.base_name for i in infos)
+
+
+def glob_files(pattern: str, s3: S3Config | None = None) -> tuple[str, list[tuple[str, int, int]]]:
+    """(root, sorted [(uri, size, mtime_ns)] of the files matching ``pattern``).
+
+    ``root`` is the directory before the first wildcard (relative paths under it name documents without ids). A
+    directory means the files directly in it. Locally the standard library's ``glob`` rules apply (``**`` recursive);
+    on object stores ``fnmatch`` rules (``*`` may cross ``/``).
+    """
+    import glob as _glob
+
+    f, path = filesystem(pattern, s3)
+    prefix = pattern[: pattern.index("://") + 3] if is_s3(pattern) else ""
+    if isinstance(f, pafs.LocalFileSystem):
+        if os.path.isdir(path):
+            path = os.path.join(path, "*")
+        root = _wildcard_root(path)
+        root = root if os.path.isdir(root) else os.path.dirname(root)
+        out = []
+        for p in sorted(_glob.glob(path, recursive=True)):
+            if os.path.isfile(p):
+                st = os.stat(p)
+                out.append((p, st.st_size, st.st_mtime_ns))
+        return root, out
+    path = path.rstrip("/")
+    root = _wildcard_root(path)
+    if root == path:  # no wildcard: one object, or every object directly under a prefix
+        one = f.get_file_info(path)
+        if one.type == pafs.FileType.File:
+            return prefix + path.rsplit("/", 1)[0], [(prefix + one.path, int(one.size or 0), int(one.mtime_ns or 0))]
+        path = path + "/*"
+    infos = f.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+    matched = [i for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, path)
+               and ("/" not in relative(i.path, root) or not path.endswith("/*") or root != path[:-2])]
+    return prefix + root, sorted((prefix + i.path, int(i.size or 0), int(i.mtime_ns or 0)) for i in matched)
+
+
+def _wildcard_root(path: str) -> str:
+    """The part of ``path`` before the first path component with a wildcard (the whole path when there is none)."""
+    parts = path.split("/")
+    root: list[str] = []
+    for p in parts:
+        if any(c in p for c in "*?["):
+            break
+        root.append(p)
+    return "/".join(root) or "/"
+
+
+def open_input(uri: str, s3: S3Config | None = None) -> IO[bytes]:
+    """A buffered binary reader (with ``peek``) for a local or remote file."""
+    import io
+
+    f, p = filesystem(uri, s3)
+    if isinstance(f, pafs.LocalFileSystem):
+        return open(p, "rb")
+    return io.BufferedReader(f.open_input_file(p), buffer_size=1 << 20)  # type: ignore[arg-type]
+
+
+def open_random_access(uri: str, s3: S3Config | None = None) -> Any:
+    """A seekable pyarrow file (Parquet footers and row groups)."""
+    f, p = filesystem(uri, s3)
+    return f.open_input_file(p)
+
+
+def move_tree(src: str, dst: str, s3: S3Config | None = None) -> None:
+    """Move directory ``src`` to ``dst`` (which must not exist): a rename locally, copy + delete on object stores."""
+    f, ps = filesystem(src, s3)
+    _, pd = filesystem(dst, s3)
+    if isinstance(f, pafs.LocalFileSystem):
+        f.move(ps, pd)
+        return
+    for info in list_files(src, s3):
+        f.copy_file(info.path, pd + "/" + relative(info.path, ps))
+    f.delete_dir(ps)
+
+
+def publish_tree(staged: str, target: str, s3: S3Config | None = None, last: str = "index.json") -> None:
+    """Replace directory ``target`` by ``staged``.
+
+    Locally: two renames (readers see the old tree or the new one). On object stores, where there is no rename: copy
+    every staged object over, ``last`` (the index) after all others, then delete objects of the old tree that the new
+    one does not have; a crash in between leaves the old index over partly replaced files — rerun the stage (and
+    ``verify_mds`` checks every shard's hash against the index).
+    """
+    f, ps = filesystem(staged, s3)
+    _, pt = filesystem(target, s3)
+    if isinstance(f, pafs.LocalFileSystem):
+        old = pt.rstrip("/") + ".old-" + os.path.basename(ps.rstrip("/"))
+        if os.path.exists(pt):
+            os.rename(pt, old)
+        os.rename(ps, pt)
+        if os.path.exists(old):
+            f.delete_dir(old)
+        return
+    new = {relative(i.path, ps): i.path for i in list_files(staged, s3)}
+    for rel in sorted(new, key=lambda r: (r == last, r)):
+        f.copy_file(new[rel], pt + "/" + rel)
+    for info in list_files(target, s3):
+        if relative(info.path, pt) not in new:
+            f.delete_file(info.path)
+    f.delete_dir(ps)
+
+
+@contextlib.contextmanager
+def streaming_env(s3: S3Config | None) -> Iterator[None]:
+    """Environment for ``streaming``/boto3 to reach the configured S3 endpoint with the configured credentials."""
+    c = (s3 or S3Config()).resolved()
+    values = {"S3_ENDPOINT_URL": c.endpoint, "AWS_ACCESS_KEY_ID": c.access_key,
+              "AWS_SECRET_ACCESS_KEY": c.secret_key, "AWS_SESSION_TOKEN": c.session_token,
+              "AWS_DEFAULT_REGION": c.region}
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def hadoop_s3a_conf(s3: S3Config) -> dict[str, str]:
+    """Spark properties for Hadoop's S3A connector (``s3a://`` and, mapped onto it, ``s3://``)."""
+    c = s3.resolved()
+    conf = {
+        "spark.hadoop.fs.s3.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.endpoint.region": c.region,
+        "spark.hadoop.fs.s3a.path.style.access": str(c.use_path_style).lower(),
+    }
+    if c.endpoint:
+        conf["spark.hadoop.fs.s3a.endpoint"] = c.endpoint
+        conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] = str(c.endpoint.startswith("https")).lower()
+    if c.access_key and c.secret_key:
+        conf["spark.hadoop.fs.s3a.access.key"] = c.access_key
+        conf["spark.hadoop.fs.s3a.secret.key"] = c.secret_key
+        if c.session_token:
+            conf["spark.hadoop.fs.s3a.session.token"] = c.session_token
+            conf["spark.hadoop.fs.s3a.aws.credentials.provider"] = (
+                "org.apache.hadoop.fs.s3a.TemporaryAWSCredentialsProvider")
+    return conf

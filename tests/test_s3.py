@@ -1,0 +1,106 @@
+"""Sources, the Delta lake and the MDS streams on an S3 API endpoint: a real moto server on 127.0.0.1.
+
+The sample corpus is uploaded to ``s3://mixlake-test/sample/``; the pipeline runs with ``lake=s3a://.../lake``
+(Delta through Hadoop S3A from hadoop-aws) and writes MDS shards to ``s3://.../lake/mds``, which ``streaming``
+reads with a remote + local cache. Every table and every MDS byte must equal the local-mode run's, and the secret
+key passed in the config must not appear in the logs, the runs table or the report.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from conftest import REPO, SAMPLE_ARGS, run_env
+from lake_compare import Lake, lake_differences
+from test_cluster import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.s3]
+
+BUCKET = "mixlake-test"
+ACCESS_KEY = "mixlake-test-access"
+
+
+@pytest.fixture(scope="module")
+def s3_server(tmp_path_factory):
+    """(endpoint, boto3 client, secret key) of a moto S3 server, stopped by PID."""
+    import boto3
+
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        secret = "sk-" + secrets.token_hex(16)
+        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
+                              aws_secret_access_key=secret, region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield endpoint, client, secret
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_pipeline_on_s3_equals_local(s3_server, sample_dir, local_pipeline_lake, tmp_path):
+    endpoint, client, secret = s3_server
+    for path in sorted(sample_dir.rglob("*")):
+        if path.is_file():
+            client.upload_file(str(path), BUCKET, f"sample/{path.relative_to(sample_dir)}")
+    from mixlake.sample.generate import sample_sources
+    from conftest import compose
+
+    sources = sample_sources(compose(*SAMPLE_ARGS, f"sample.dir=s3://{BUCKET}/sample"))
+    overrides = [f"+sources.{name}.{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
+                 for name, src in sources.items() for k, v in src.items()]
+    lake = f"s3a://{BUCKET}/lake"
+    cache = tmp_path / "cache"
+    cmd = [sys.executable, str(REPO / "jobs" / "pipeline.py"), f"lake={lake}", "sample.enabled=false", *overrides,
+           "stages=[ingest,quality,dedup,spans,tokens,mix,write_mds,verify_mds,report]",
+           f"storage.s3.endpoint={endpoint}", f"storage.s3.access_key={ACCESS_KEY}",
+           f"storage.s3.secret_key={secret}", f"mds.local_cache={cache}", f"mds.remote=s3://{BUCKET}/lake/mds"]
+    env = {k: v for k, v in run_env().items() if not k.startswith("AWS_")}
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=1200, env=env, cwd=tmp_path)
+    logs = p.stdout + p.stderr
+    assert p.returncode == 0, logs[-5000:]
+    assert "[mixlake] verify_mds" in logs
+
+    options = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+               "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1"}
+    remote = Lake(f"s3://{BUCKET}/lake", options, client)
+    local_sample = str(sample_dir)
+    # same rows; only the source file URIs in ingest_files/quarantine differ (s3://bucket/sample vs the local dir)
+    assert lake_differences(str(local_pipeline_lake), remote, only_common_tables=True,
+                            normalize=lambda r: r.replace(f"s3://{BUCKET}/sample", local_sample)) == []
+    assert remote.tables() == set(os.listdir(local_pipeline_lake / "tables")) - {"dedup_eval"}
+
+    # streaming reads a stream from S3 into a local cache, as a trainer would
+    from streaming import StreamingDataset
+
+    os.environ.update(S3_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=secret)
+    ds = StreamingDataset(remote=f"s3://{BUCKET}/lake/mds/web", local=str(tmp_path / "trainer-cache"),
+                          shuffle=False, batch_size=1)
+    manifest = {r["source"]: r["samples"] for r in __import__("deltalake").DeltaTable(
+        f"s3://{BUCKET}/lake/tables/mds_manifest", storage_options=options).to_pyarrow_table().to_pylist()}
+    assert len(ds) == manifest["web"] and len(ds[0]["tokens"]) == 2048
+
+    # the secret never lands in the logs, the runs table or the report
+    assert secret not in logs
+    runs = remote.rows("runs")[1]
+    assert runs and not any(secret in r for r in runs)
+    assert any('"secret_key": "***"' in r or "'secret_key': '***'" in r or "***" in r for r in runs)
+    report = remote.files("report")
+    assert "index.html" in report and not any(secret.encode() in v for v in report.values())
