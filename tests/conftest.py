@@ -89,6 +89,14 @@ def local_pipeline_lake(tmp_path_factory, sample_dir) -> Path:
     return lake
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def run_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("MIXLAKE_IVY", str(REPO / ".ivy"))

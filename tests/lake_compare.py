@@ -47,6 +47,8 @@ class Lake:
         bucket, prefix = self._bucket_key(sub)
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             for o in page.get("Contents", []):
+                if o["Key"].endswith("/"):  # a directory marker pyarrow leaves after deleting a prefix: not a file
+                    continue
                 out[o["Key"][len(prefix):]] = self.s3.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()
         return out
 

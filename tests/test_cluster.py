@@ -13,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,18 +23,12 @@ from pathlib import Path
 import pytest
 from lake_compare import lake_differences
 
-from conftest import REPO, SAMPLE_ARGS, run_env
+from conftest import REPO, SAMPLE_ARGS, free_port, run_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 PY = sys.executable
 SPARK_HOME = Path(__import__("pyspark").__file__).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _json(url: str) -> dict:
@@ -202,7 +195,7 @@ class ExecutorKiller:
 
 def test_executor_killed_during_dedup_and_mds(cluster, wheel, local_pipeline_lake, pipeline_args, tmp_path):
     lake = tmp_path / "lake"
-    killer = ExecutorKiller(cluster, {"dedup": ("", 4.0), "write_mds": ("mixlake/mds/write.py", 0.0)})
+    killer = ExecutorKiller(cluster, {"dedup": ("", 3.0), "write_mds": ("mixlake/mds/write.py", 0.0)})
     # each MDS task pauses after writing a part, so the kill lands while attempt files are on disk
     rc, seconds = submit(cluster, wheel, lake, [*pipeline_args, "mds.slow_part_seconds=2"],
                          tmp_path / "submit.log", killer.on_line)

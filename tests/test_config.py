@@ -83,3 +83,28 @@ def test_job_cli_prints_config_without_spark():
     assert p.returncode == 0, p.stderr
     assert "lake: /tmp/elsewhere" in p.stdout
     assert "dir: /tmp/elsewhere/sample" in p.stdout
+
+
+def test_s3_paths_switch_on_hadoop_aws_and_s3a_settings(monkeypatch):
+    from mixlake.config import s3_config, spark_config
+    from mixlake.spark import jvm_packages
+    from mixlake.storage import hadoop_s3a_conf, streaming_uri
+
+    assert not spark_config(compose()).s3
+    assert "org.apache.hadoop:hadoop-aws:3.4.2" not in jvm_packages(spark_config(compose()))
+    cfg = compose("lake=s3a://bucket/lake", "storage.s3.endpoint=http://127.0.0.1:9000",
+                  "storage.s3.secret_key=sk-x", "storage.s3.access_key=ak")
+    assert spark_config(cfg).s3 and "org.apache.hadoop:hadoop-aws:3.4.2" in jvm_packages(spark_config(cfg))
+    assert spark_config(compose("+sources.w.path=s3://b/w/*.jsonl", "+sources.w.format=jsonl")).s3
+    s3 = s3_config(cfg)
+    conf = hadoop_s3a_conf(s3)
+    assert conf["spark.hadoop.fs.s3a.endpoint"] == "http://127.0.0.1:9000"
+    assert conf["spark.hadoop.fs.s3a.path.style.access"] == "true"
+    assert conf["spark.hadoop.fs.s3a.connection.ssl.enabled"] == "false"
+    assert conf["spark.hadoop.fs.s3.impl"].endswith("S3AFileSystem")
+    assert "sk-x" not in repr(s3)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-env")
+    assert s3_config(compose()).resolved().secret_key == "from-env"
+    assert streaming_uri("s3a://b/lake/mds") == "s3://b/lake/mds"
+    with pytest.raises(ConfigError, match="storage.s3.regon"):
+        s3_config(compose("+storage.s3.regon=x"))

@@ -8,8 +8,8 @@ import re
 from typing import Any
 
 import yaml
-from conftest import REPO
 
+from conftest import REPO
 from mixlake.cli import load_config
 from mixlake.config import SparkConfig
 from mixlake.spark import BASE_CONF, get_spark

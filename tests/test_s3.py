@@ -8,6 +8,7 @@ key passed in the config must not appear in the logs, the runs table or the repo
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -17,9 +18,9 @@ import time
 import urllib.request
 
 import pytest
-from conftest import REPO, SAMPLE_ARGS, run_env
 from lake_compare import Lake, lake_differences
-from test_cluster import free_port
+
+from conftest import REPO, SAMPLE_ARGS, compose, free_port, run_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 
@@ -55,13 +56,12 @@ def s3_server(tmp_path_factory):
         log.close()
 
 
-def test_pipeline_on_s3_equals_local(s3_server, sample_dir, local_pipeline_lake, tmp_path):
+def test_pipeline_on_s3_equals_local(s3_server, sample_dir, local_pipeline_lake, tmp_path, monkeypatch):
     endpoint, client, secret = s3_server
     for path in sorted(sample_dir.rglob("*")):
         if path.is_file():
             client.upload_file(str(path), BUCKET, f"sample/{path.relative_to(sample_dir)}")
     from mixlake.sample.generate import sample_sources
-    from conftest import compose
 
     sources = sample_sources(compose(*SAMPLE_ARGS, f"sample.dir=s3://{BUCKET}/sample"))
     overrides = [f"+sources.{name}.{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
@@ -69,7 +69,7 @@ def test_pipeline_on_s3_equals_local(s3_server, sample_dir, local_pipeline_lake,
     lake = f"s3a://{BUCKET}/lake"
     cache = tmp_path / "cache"
     cmd = [sys.executable, str(REPO / "jobs" / "pipeline.py"), f"lake={lake}", "sample.enabled=false", *overrides,
-           "stages=[ingest,quality,dedup,spans,tokens,mix,write_mds,verify_mds,report]",
+           "stages=[ingest,quality,dedup,spans,tokens,mix,write_mds,verify_mds,report]", "budget.tokens=1250000",
            f"storage.s3.endpoint={endpoint}", f"storage.s3.access_key={ACCESS_KEY}",
            f"storage.s3.secret_key={secret}", f"mds.local_cache={cache}", f"mds.remote=s3://{BUCKET}/lake/mds"]
     env = {k: v for k, v in run_env().items() if not k.startswith("AWS_")}
@@ -88,19 +88,21 @@ def test_pipeline_on_s3_equals_local(s3_server, sample_dir, local_pipeline_lake,
     assert remote.tables() == set(os.listdir(local_pipeline_lake / "tables")) - {"dedup_eval"}
 
     # streaming reads a stream from S3 into a local cache, as a trainer would
+    from deltalake import DeltaTable
     from streaming import StreamingDataset
 
-    os.environ.update(S3_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=secret)
+    for k, v in {"S3_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": secret}.items():
+        monkeypatch.setenv(k, v)
     ds = StreamingDataset(remote=f"s3://{BUCKET}/lake/mds/web", local=str(tmp_path / "trainer-cache"),
                           shuffle=False, batch_size=1)
-    manifest = {r["source"]: r["samples"] for r in __import__("deltalake").DeltaTable(
-        f"s3://{BUCKET}/lake/tables/mds_manifest", storage_options=options).to_pyarrow_table().to_pylist()}
-    assert len(ds) == manifest["web"] and len(ds[0]["tokens"]) == 2048
+    manifest = DeltaTable(f"s3://{BUCKET}/lake/tables/mds_manifest", storage_options=options).to_pyarrow_table()
+    assert len(ds) == sum(r["samples"] for r in manifest.to_pylist() if r["source"] == "web")
+    assert len(ds[0]["tokens"]) == 2048
 
-    # the secret never lands in the logs, the runs table or the report
+    # the secret never lands in the logs, the runs table or the report; the runs table shows it masked
     assert secret not in logs
-    runs = remote.rows("runs")[1]
-    assert runs and not any(secret in r for r in runs)
-    assert any('"secret_key": "***"' in r or "'secret_key': '***'" in r or "***" in r for r in runs)
+    runs = DeltaTable(f"s3://{BUCKET}/lake/tables/runs", storage_options=options).to_pyarrow_table().to_pylist()
+    assert len(runs) == 9 and not any(secret in json.dumps(r, default=str) for r in runs)
+    assert {json.loads(r["config"])["storage"]["s3"]["secret_key"] for r in runs} == {"***"}
     report = remote.files("report")
     assert "index.html" in report and not any(secret.encode() in v for v in report.values())

@@ -11,7 +11,7 @@ from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from mixlake.config import IngestConfig, source_configs, to_dataclass
+from mixlake.config import IngestConfig, s3_config, source_configs, to_dataclass
 from mixlake.delta import replace_where, sql_in, table_path, table_version
 from mixlake.ingest.ingest import plan_read_tasks, read_sources, split_parsed
 from mixlake.sample.generate import ensure_sample, sample_config
@@ -32,8 +32,9 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
         ensure_sample(sc)
     sources = source_configs(cfg)
     icfg = to_dataclass(IngestConfig, cfg.get("ingest"), "ingest")
-    tasks = plan_read_tasks(sources, icfg)
-    parsed = read_sources(spark, tasks, sources, icfg).persist(StorageLevel.MEMORY_AND_DISK)
+    s3 = s3_config(cfg)
+    tasks = plan_read_tasks(sources, icfg, s3)
+    parsed = read_sources(spark, tasks, sources, icfg, s3).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         documents, quarantine, accounting = split_parsed(parsed, icfg.max_raw_bytes)
         names = [s.name for s in sources]
