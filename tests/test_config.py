@@ -106,5 +106,5 @@ def test_s3_paths_switch_on_hadoop_aws_and_s3a_settings(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "from-env")
     assert s3_config(compose()).resolved().secret_key == "from-env"
     assert streaming_uri("s3a://b/lake/mds") == "s3://b/lake/mds"
-    with pytest.raises(ConfigError, match="storage.s3.regon"):
+    with pytest.raises(ConfigError, match=r"storage\.s3\.regon"):
         s3_config(compose("+storage.s3.regon=x"))
