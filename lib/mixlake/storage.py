@@ -15,8 +15,8 @@ written to the runs table or the report (masked by key name).
 from __future__ import annotations
 
 import contextlib
-import fnmatch
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import IO, Any
@@ -157,8 +157,8 @@ def glob_files(pattern: str, s3: S3Config | None = None) -> tuple[str, list[tupl
     """(root, sorted [(uri, size, mtime_ns)] of the files matching ``pattern``).
 
     ``root`` is the directory before the first wildcard (relative paths under it name documents without ids). A
-    directory means the files directly in it. Locally the standard library's ``glob`` rules apply (``**`` recursive);
-    on object stores ``fnmatch`` rules (``*`` may cross ``/``).
+    directory means the files directly in it. Glob rules as in the standard library's ``glob`` with
+    ``recursive=True`` (``*`` and ``?`` stay within one path component, ``**`` spans any number), on object stores too.
     """
     import glob as _glob
 
@@ -177,15 +177,43 @@ def glob_files(pattern: str, s3: S3Config | None = None) -> tuple[str, list[tupl
         return root, out
     path = path.rstrip("/")
     root = _wildcard_root(path)
-    if root == path:  # no wildcard: one object, or every object directly under a prefix
+    if root == path:  # no wildcard: one object, or the objects directly under a prefix
         one = f.get_file_info(path)
         if one.type == pafs.FileType.File:
             return prefix + path.rsplit("/", 1)[0], [(prefix + one.path, int(one.size or 0), int(one.mtime_ns or 0))]
-        path = path + "/*"
+        path += "/*"
+    regex = _glob_regex(path)
     infos = f.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
-    matched = [i for i in infos if i.type == pafs.FileType.File and fnmatch.fnmatchcase(i.path, path)
-               and ("/" not in relative(i.path, root) or not path.endswith("/*") or root != path[:-2])]
+    matched = [i for i in infos if i.type == pafs.FileType.File and regex.fullmatch(i.path)]
     return prefix + root, sorted((prefix + i.path, int(i.size or 0), int(i.mtime_ns or 0)) for i in matched)
+
+
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    """``glob`` semantics as a regular expression: ``**/`` any directories, ``*``/``?``/``[...]`` within one."""
+    out, i = [], 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[" and "]" in pattern[i + 1:]:
+            j = pattern.index("]", i + 1)
+            body = pattern[i + 1:j]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return re.compile("".join(out))
 
 
 def _wildcard_root(path: str) -> str:
