@@ -97,3 +97,4 @@ def test_on_databricks_the_existing_session_is_reused_without_jars(spark, monkey
     assert got is spark
     assert got.sparkContext.getConf().get("spark.jars") == jars_before
     assert got.sparkContext.getConf().get("spark.jars.packages") == packages_before
+    assert got.conf.get("spark.hadoop.fs.s3.impl", None) is None  # Databricks keeps its own S3 filesystem

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -81,11 +80,10 @@ def jvm_packages(cfg: SparkConfig) -> list[str]:
 def get_spark(cfg: SparkConfig | None = None, s3: S3Config | None = None) -> SparkSession:
     """Return the active session, or build one from ``cfg`` (see module docstring).
 
-    With ``cfg.s3`` the session also gets hadoop-aws and the S3A settings from ``s3`` (endpoint, credentials).
+    With ``cfg.s3`` a session built here also gets hadoop-aws and the S3A settings from ``s3`` (endpoint,
+    credentials). An existing session (Databricks: its own S3 filesystem and credentials) gets neither.
     """
     cfg = cfg or SparkConfig()
-    if cfg.s3:
-        cfg = replace(cfg, conf={**hadoop_s3a_conf(s3 or S3Config()), **cfg.conf})
     active = SparkSession.getActiveSession()
     if active is None and on_databricks():
         # Databricks owns jars, master and Delta; never add packages there.
@@ -94,7 +92,8 @@ def get_spark(cfg: SparkConfig | None = None, s3: S3Config | None = None) -> Spa
         _apply_runtime_conf(active, cfg)
         _check_delta(active)
         return active
-    user_conf = {**BASE_CONF, **{k: str(v) for k, v in cfg.conf.items()}}
+    s3a = hadoop_s3a_conf(s3 or S3Config()) if cfg.s3 else {}
+    user_conf = {**BASE_CONF, **s3a, **{k: str(v) for k, v in cfg.conf.items()}}
     if jvm_already_launched():
         # spark-submit: master and jars came from the command line; static confs can still be set here because the
         # SparkContext is created by this call.
