@@ -78,6 +78,8 @@ def filesystem(uri: str, s3: S3Config | None = None) -> tuple[pafs.FileSystem, s
         if c.endpoint:
             scheme, _, host = c.endpoint.partition("://")
             kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
+            if not c.use_path_style:  # pyarrow uses path-style requests with an endpoint override unless forced
+                kwargs["force_virtual_addressing"] = True
         if not c.access_key:
             kwargs = {k: v for k, v in kwargs.items() if k not in ("access_key", "secret_key", "session_token")}
         return pafs.S3FileSystem(**kwargs), uri.split("://", 1)[1].rstrip("/")
