@@ -11,7 +11,6 @@ import html
 import io
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +52,16 @@ def _table(spark: SparkSession, lake: str, name: str) -> DataFrame | None:
     return spark.read.format("delta").load(path) if table_exists(spark, path) else None
 
 
+def _section(spark: SparkSession, lake: str, name: str, missing: str, title: str,
+             text: str = "") -> tuple[DataFrame | None, Section]:
+    """The table a section is built from (None when absent) and the section, noting ``missing`` when absent."""
+    df = _table(spark, lake, name)
+    sec = Section(title, text)
+    if df is None:
+        sec.notes.append(missing)
+    return df, sec
+
+
 def funnel(spark: SparkSession, lake: str) -> Section:
     stages = [("ingest", "documents"), ("quality", "quality_kept"), ("dedup", "deduped"),
               ("spans", "documents_clean")]
@@ -90,10 +99,9 @@ def funnel(spark: SparkSession, lake: str) -> Section:
 
 
 def quarantine(spark: SparkSession, lake: str) -> Section:
-    df = _table(spark, lake, "quarantine")
-    sec = Section("Quarantine", "Input records that could not become documents, by reason.")
+    df, sec = _section(spark, lake, "quarantine", "ingest has not run", "Quarantine",
+                       "Input records that could not become documents, by reason.")
     if df is None:
-        sec.notes.append("ingest has not run")
         return sec
     rows = (df.withColumn("reason", F.split("reason", ":")[0]).groupBy("source", "reason").count()
             .orderBy(F.desc("count")).collect())
@@ -102,10 +110,9 @@ def quarantine(spark: SparkSession, lake: str) -> Section:
 
 
 def quality_rules(spark: SparkSession, lake: str) -> Section:
-    df = _table(spark, lake, "quality_counts")
-    sec = Section("Quality rules", "Documents each rule would drop (a document can fail several), with one example.")
+    df, sec = _section(spark, lake, "quality_counts", "quality has not run", "Quality rules",
+                       "Documents each rule would drop (a document can fail several), with one example.")
     if df is None:
-        sec.notes.append("quality has not run")
         return sec
     docs = _table(spark, lake, "documents")
     rows = df.orderBy(F.desc("dropped")).limit(40).collect()
@@ -129,13 +136,10 @@ def quality_rules(spark: SparkSession, lake: str) -> Section:
 
 
 def duplicates(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float) -> list[Section]:
-    df = _table(spark, lake, "duplicates")
-    out = []
-    sec = Section("Duplicate clusters", "Cluster-size distribution (log-log) and the largest clusters.")
-    if df is None:
-        sec.notes.append("dedup has not run")
-        out.append(sec)
-    else:
+    df, sec = _section(spark, lake, "duplicates", "dedup has not run", "Duplicate clusters",
+                       "Cluster-size distribution (log-log) and the largest clusters.")
+    out = [sec]
+    if df is not None:
         dist = (df.filter("is_representative").groupBy("cluster_size").count().orderBy("cluster_size").collect())
         if dist:
             fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -157,7 +161,6 @@ def duplicates(spark: SparkSession, lake: str, bands: int, rows: int, threshold:
             sec.text += (f" Candidates {s['candidates']:,}, verified {s['verified']:,}, rejected by verification "
                          f"{s['rejected']:,}; {s['clusters']:,} clusters; {s['below_min_shingles']:,} documents "
                          f"too short for MinHash.")
-        out.append(sec)
     curve = Section("LSH S-curve", f"Probability that a pair becomes a candidate, {bands} bands x {rows} rows; "
                     f"verification threshold {threshold}.")
     xs = [i / 200 for i in range(201)]
@@ -173,11 +176,9 @@ def duplicates(spark: SparkSession, lake: str, bands: int, rows: int, threshold:
 
 
 def spans(spark: SparkSession, lake: str) -> Section:
-    df = _table(spark, lake, "spans")
-    sec = Section("Top repeated spans", "Spans (sentence windows) repeated across the corpus — Lee et al.'s "
-                  "\"61-word sentence\" table.")
+    df, sec = _section(spark, lake, "spans", "spans has not run", "Top repeated spans",
+                       "Spans (sentence windows) repeated across the corpus — Lee et al.'s \"61-word sentence\" table.")
     if df is None:
-        sec.notes.append("spans has not run")
         return sec
     rows = df.orderBy(F.desc("count"), "span_hash").limit(15).collect()
     sec.header = ["count", "documents", "words", "removed", "span"]
@@ -185,12 +186,9 @@ def spans(spark: SparkSession, lake: str) -> Section:
     return sec
 
 
-def mixture(spark: SparkSession, lake: str) -> Section:
-    sec = Section("Mixture plan", "")
-    md = os.path.join(lake, "report", "mixture.md")
-    df = _table(spark, lake, "mixture")
+def mixture(spark: SparkSession, lake: str, s3: S3Config | None = None) -> Section:
+    df, sec = _section(spark, lake, "mixture", "mix has not run", "Mixture plan")
     if df is None:
-        sec.notes.append("mix has not run")
         return sec
     rows = df.filter("plan = 0").orderBy("source").collect()
     sec.header = ["source", "tokens available", "proportion", "tokens used", "epochs", "effective tokens", "flags"]
@@ -206,16 +204,16 @@ def mixture(spark: SparkSession, lake: str) -> Section:
         a2.axhline(4, color="red", linestyle="--", linewidth=1)
         a2.set_title("epochs (dashed: 4)")
         sec.image = _png(fig)
-    if "://" in md or os.path.exists(md):
+    md = f"{lake}/report/mixture.md"
+    if storage.exists(md, s3):
         sec.notes.append(f"all plans (ladder): {md}")
     return sec
 
 
 def mds_summary(spark: SparkSession, lake: str) -> Section:
-    df = _table(spark, lake, "mds_manifest")
-    sec = Section("MDS output", "Samples, documents and tokens written per stream.")
+    df, sec = _section(spark, lake, "mds_manifest", "write_mds has not run", "MDS output",
+                       "Samples, documents and tokens written per stream.")
     if df is None:
-        sec.notes.append("write_mds has not run")
         return sec
     rows = (df.groupBy("source").agg(F.count(F.lit(1)).alias("parts"), F.sum("shards").alias("shards"),
                                      F.sum("samples").alias("samples"), F.sum("docs").alias("docs"),
@@ -226,10 +224,8 @@ def mds_summary(spark: SparkSession, lake: str) -> Section:
 
 
 def run_times(spark: SparkSession, lake: str) -> Section:
-    df = _table(spark, lake, "runs")
-    sec = Section("Run times", "The latest run of each stage.")
+    df, sec = _section(spark, lake, "runs", "no runs recorded yet", "Run times", "The latest run of each stage.")
     if df is None:
-        sec.notes.append("no runs recorded yet")
         return sec
     from pyspark.sql import Window
 
@@ -248,9 +244,10 @@ def run_times(spark: SparkSession, lake: str) -> Section:
     return sec
 
 
-def build_sections(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float) -> list[Section]:
+def build_sections(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float,
+                   s3: S3Config | None = None) -> list[Section]:
     return [funnel(spark, lake), quarantine(spark, lake), quality_rules(spark, lake),
-            *duplicates(spark, lake, bands, rows, threshold), spans(spark, lake), mixture(spark, lake),
+            *duplicates(spark, lake, bands, rows, threshold), spans(spark, lake), mixture(spark, lake, s3),
             mds_summary(spark, lake), run_times(spark, lake)]
 
 
@@ -307,7 +304,7 @@ def write_report(spark: SparkSession, lake: str, bands: int, rows: int, threshol
     """Build and write the report under ``${lake}/report`` (local or S3); returns the path of ``index.html``."""
     root = lake_root(lake)
     out = f"{root}/report"
-    sections = build_sections(spark, root, bands, rows, threshold)
+    sections = build_sections(spark, root, bands, rows, threshold, s3)
     title = f"mixlake report — {root}"
     images: dict[str, bytes] = {}
     storage.write_text(f"{out}/report.md", render_markdown(sections, title, images), s3)
