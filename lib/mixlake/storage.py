@@ -73,15 +73,14 @@ def filesystem(uri: str, s3: S3Config | None = None) -> tuple[pafs.FileSystem, s
     """(pyarrow filesystem, path inside it) for ``uri``."""
     if is_s3(uri):
         c = (s3 or S3Config()).resolved()
-        kwargs: dict[str, Any] = {"region": c.region, "access_key": c.access_key, "secret_key": c.secret_key,
-                                  "session_token": c.session_token}
+        kwargs: dict[str, Any] = {"region": c.region}
+        if c.access_key:  # else pyarrow's default AWS credential chain (instance profiles, ~/.aws)
+            kwargs.update(access_key=c.access_key, secret_key=c.secret_key, session_token=c.session_token)
         if c.endpoint:
             scheme, _, host = c.endpoint.partition("://")
             kwargs.update(endpoint_override=host or scheme, scheme=scheme if host else "https")
             if not c.use_path_style:  # pyarrow uses path-style requests with an endpoint override unless forced
                 kwargs["force_virtual_addressing"] = True
-        if not c.access_key:
-            kwargs = {k: v for k, v in kwargs.items() if k not in ("access_key", "secret_key", "session_token")}
         return pafs.S3FileSystem(**kwargs), uri.split("://", 1)[1].rstrip("/")
     if uri.startswith("dbfs:"):
         return pafs.LocalFileSystem(), "/dbfs/" + uri[len("dbfs:"):].lstrip("/")
@@ -137,11 +136,11 @@ def rmtree(uri: str, s3: S3Config | None = None) -> None:
         f.delete_dir(p)
 
 
-def list_files(uri: str, s3: S3Config | None = None) -> list[pafs.FileInfo]:
-    """Every file under ``uri`` (recursive), sorted by path; empty when it does not exist."""
+def list_files(uri: str, s3: S3Config | None = None) -> list[str]:
+    """Every file under ``uri`` (recursive) as a sorted path relative to ``uri``; empty when it does not exist."""
     f, p = filesystem(uri, s3)
     infos = f.get_file_info(pafs.FileSelector(p, recursive=True, allow_not_found=True))
-    return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)
+    return sorted(relative(i.path, p) for i in infos if i.type == pafs.FileType.File)
 
 
 def relative(info_path: str, base: str) -> str:
@@ -239,10 +238,12 @@ def open_input(uri: str, s3: S3Config | None = None) -> IO[bytes]:
     return io.BufferedReader(f.open_input_file(p), buffer_size=1 << 20)  # type: ignore[arg-type]
 
 
-def open_random_access(uri: str, s3: S3Config | None = None) -> Any:
-    """A seekable pyarrow file (Parquet footers and row groups)."""
+def parquet_file(uri: str, s3: S3Config | None = None) -> Any:
+    """A ``pyarrow.parquet.ParquetFile`` for a local or remote file (footer, row groups)."""
+    import pyarrow.parquet as pq
+
     f, p = filesystem(uri, s3)
-    return f.open_input_file(p)
+    return pq.ParquetFile(p, filesystem=f)
 
 
 def move_tree(src: str, dst: str, s3: S3Config | None = None) -> None:
@@ -252,8 +253,8 @@ def move_tree(src: str, dst: str, s3: S3Config | None = None) -> None:
     if isinstance(f, pafs.LocalFileSystem):
         f.move(ps, pd)
         return
-    for info in list_files(src, s3):
-        f.copy_file(info.path, pd + "/" + relative(info.path, ps))
+    for rel in list_files(src, s3):
+        f.copy_file(f"{ps}/{rel}", f"{pd}/{rel}")
     f.delete_dir(ps)
 
 
@@ -268,19 +269,19 @@ def publish_tree(staged: str, target: str, s3: S3Config | None = None, last: str
     f, ps = filesystem(staged, s3)
     _, pt = filesystem(target, s3)
     if isinstance(f, pafs.LocalFileSystem):
-        old = pt.rstrip("/") + ".old-" + os.path.basename(ps.rstrip("/"))
+        # a crash before the delete leaves ".old-*" beside the target (the MDS writer removes those on its next run)
+        old = f"{os.path.dirname(pt)}/.old-{os.path.basename(pt)}-{os.path.basename(ps)}"
         if os.path.exists(pt):
             os.rename(pt, old)
         os.rename(ps, pt)
         if os.path.exists(old):
             f.delete_dir(old)
         return
-    new = {relative(i.path, ps): i.path for i in list_files(staged, s3)}
+    new = list_files(staged, s3)
     for rel in sorted(new, key=lambda r: (r == last, r)):
-        f.copy_file(new[rel], pt + "/" + rel)
-    for info in list_files(target, s3):
-        if relative(info.path, pt) not in new:
-            f.delete_file(info.path)
+        f.copy_file(f"{ps}/{rel}", f"{pt}/{rel}")
+    for rel in set(list_files(target, s3)) - set(new):
+        f.delete_file(f"{pt}/{rel}")
     f.delete_dir(ps)
 
 

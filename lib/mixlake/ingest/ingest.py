@@ -9,7 +9,6 @@ then offset) and quarantines the rest (``duplicate_source_id``), so ``doc_id`` i
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
@@ -20,7 +19,7 @@ from pyspark.sql import types as T
 
 from mixlake.config import ConfigError, IngestConfig, SourceConfig
 from mixlake.ingest.readers import read_records
-from mixlake.storage import S3Config, glob_files, is_local, open_random_access, relative
+from mixlake.storage import S3Config, glob_files, parquet_file, relative
 
 PARSED_SCHEMA = T.StructType([
     T.StructField("kind", T.StringType(), False),
@@ -69,7 +68,7 @@ def plan_read_tasks(sources: list[SourceConfig], cfg: IngestConfig, s3: S3Config
     for src in sources:
         root, files = list_source_files(src, s3)
         for path in files:
-            rel = os.path.relpath(path, root) if is_local(path) else relative(path, root)
+            rel = relative(path, root)
             if src.format == "parquet":
                 groups = _parquet_row_group_slices(path, cfg.parquet_rows_per_task, s3)
                 if groups is not None:
@@ -81,10 +80,9 @@ def plan_read_tasks(sources: list[SourceConfig], cfg: IngestConfig, s3: S3Config
 
 
 def _parquet_row_group_slices(path: str, rows_per_task: int, s3: S3Config | None = None) -> list[list[int]] | None:
-    import pyarrow.parquet as pq
 
     try:
-        md = pq.ParquetFile(path if is_local(path) else open_random_access(path, s3)).metadata
+        md = parquet_file(path, s3).metadata
     except Exception:
         return None  # unreadable: the reader task turns it into a quarantine row
     slices: list[list[int]] = []

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from mixlake.config import SourceConfig
-from mixlake.storage import S3Config, is_local, open_input, open_random_access
+from mixlake.storage import S3Config, open_input, parquet_file
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -206,12 +206,11 @@ def read_text(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int,
 def read_parquet(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int,
                  row_groups: list[int] | None = None, s3: S3Config | None = None) -> Iterator[Record]:
     """Parquet: one document per row; ``row_groups`` selects a slice of the file (one reader task each)."""
-    import pyarrow.parquet as pq
 
     raw = _Raw(max_raw_bytes)
     exclude = {src.text_field, src.id_field or "", src.url_field or ""}
     try:
-        pf = pq.ParquetFile(path if is_local(path) else open_random_access(path, s3))
+        pf = parquet_file(path, s3)
     except Exception as e:
         yield Record("quarantine", 0, reason=f"unreadable_parquet:{type(e).__name__}", raw=None)
         return

@@ -23,8 +23,7 @@ def verify_stream(directory: str, expected_samples: int | None = None, max_seq_l
     from streaming import StreamingDataset
 
     index = json.loads(storage.read_bytes(storage.join(directory, "index.json"), s3))
-    base = storage.filesystem(directory, s3)[1]
-    on_disk = {storage.relative(i.path, base) for i in storage.list_files(directory, s3)}
+    on_disk = set(storage.list_files(directory, s3))
     problems: list[str] = []
     for shard in index["shards"]:
         info = shard["zip_data"] or shard["raw_data"]

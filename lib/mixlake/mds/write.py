@@ -215,7 +215,7 @@ def write_streams(docs: DataFrame, cfg: MDSConfig, tok: TokenizerConfig, root: s
     run = uuid.uuid4().hex[:12]
     storage.makedirs(root, s3)
     for stale in storage.listdir(root, s3):  # a crashed earlier run's staging area (one writer per root at a time)
-        if stale.startswith((".staging-", ".old-")) or ".old-.staging-" in stale:
+        if stale.startswith((".staging-", ".old-")):
             storage.rmtree(storage.join(root, stale), s3)
     staging = storage.join(root, f".staging-{run}")
     keep = ["source", "text", *cfg.text_columns] if cfg.format == "text" else ["source", "text"]
