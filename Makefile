@@ -7,7 +7,7 @@ export MIXLAKE_IVY := $(CURDIR)/.ivy
 export PYSPARK_PYTHON := $(CURDIR)/$(PYTHON)
 ARGS ?=
 
-.PHONY: setup run test cluster-test lint bench clean java dist
+.PHONY: setup run test test-fast cluster-test lint bench clean java dist
 
 setup: java $(VENV)/.installed .ivy/mixlake-jars.json  ## venv + package + test extras + JVM jars in ./.ivy
 
@@ -31,6 +31,9 @@ run:  ## the whole pipeline on the built-in sample corpus into ./lake
 
 test:  ## the test suite (one shared local[2] Spark session)
 	$(PYTHON) -m pytest -q tests $(ARGS)
+
+test-fast:  ## the inner loop: everything but the standalone-cluster, S3 and slow (extra JVM) tests
+	$(PYTHON) -m pytest -q -m "not cluster and not s3 and not slow" tests $(ARGS)
 
 cluster-test:  ## the pipeline on a Spark standalone cluster on 127.0.0.1 (+ executor kills) vs local mode
 	$(PYTHON) -m pytest -q -m cluster tests $(ARGS)

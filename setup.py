@@ -32,8 +32,8 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
-    "test": ["pytest>=8,<10", "ruff>=0.6", "deltalake==1.6.6", "mosaicml-streaming==0.13.0", "nbclient>=0.10",
-             "nbformat>=5.10", "ipykernel>=6.29",
+    "test": ["pytest>=8,<10", "ruff>=0.6", "hypothesis>=6.100,<7", "deltalake==1.6.6", "mosaicml-streaming==0.13.0",
+             "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
              # a real S3 API server for the object-storage tests, and the Jobs API schema for databricks.yml
              "moto[server]==5.2.5", "boto3>=1.34", "databricks-sdk==0.162.0"],
     "bench": ["datasketch==2.0.0"],

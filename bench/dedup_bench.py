@@ -33,7 +33,7 @@ from mixlake.cli import load_config
 from mixlake.config import SparkConfig
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate, minhash_signatures, params
-from mixlake.dedup.evaluate import _UnionFind, load_gold, score
+from mixlake.dedup.evaluate import load_gold, score_clusters
 from mixlake.delta import table_path
 from mixlake.spark import get_spark
 from mixlake.stages import ingest
@@ -222,21 +222,39 @@ def mixlake_end_to_end(spark: SparkSession, docs: DataFrame, cfg: DedupConfig, t
     return {"seconds": seconds, "removed": removed, "duplicates": dups}
 
 
+def _clusters_frame(spark: SparkSession, pairs: list[tuple[str, str]]) -> Any:
+    """MLlib's matched pairs → the duplicates-table columns score_clusters reads (union-find: bench-side only)."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    comp = {d: find(d) for d in parent}
+    size: dict[str, int] = {}
+    for c in comp.values():
+        size[c] = size.get(c, 0) + 1
+    return spark.createDataFrame([(d, c, d == c, size[c]) for d, c in comp.items()],
+                                 "doc_id string, cluster_id string, is_representative boolean, cluster_size int")
+
+
 def f1_on_sample(spark: SparkSession, timeout: float) -> dict[str, Any]:
     docs, cfg = corpus(spark, DOCS_AT_SCALE_1)
     gold = load_gold(os.path.join(cfg.sample.dir, "ground_truth.json"))
-    meta = {r.doc_id: (r.source_id, r.text) for r in docs.select("doc_id", "source_id", "text").collect()}
-    texts = {sid: t for sid, t in meta.values()}
+    ids = docs.select("doc_id", "source", "source_id", "text")
     mix = mixlake_end_to_end(spark, docs, DedupConfig(), "f1")
-    cl = {meta[r.doc_id][0]: r.cluster_id for r in mix["duplicates"].collect()}
-    out = {"mixlake": score(gold, cl, texts, threshold=0.8)}
+    p = params(DedupConfig())
+    out = {"mixlake": score_clusters(spark, gold, mix["duplicates"], ids, 0.8, p)}
     _, pairs, _ = mllib_pairs(spark, docs, 0.8, 5, timeout)
     if pairs is not None:
-        uf = _UnionFind()
-        for a, b in pairs:
-            uf.union(meta[a][0], meta[b][0])
-        cl2 = {sid: uf.find(sid) for sid in uf.parent}
-        out["mllib"] = score(gold, cl2, texts, threshold=0.8)
+        out["mllib"] = score_clusters(spark, gold, _clusters_frame(spark, pairs), ids, 0.8, p)
     for k, v in out.items():
         print(f"  F1 on sample ({k}): recall@0.8={v['recall_at_threshold']:.3f} precision={v['precision']:.3f} "
               f"F1={v['f1']:.3f}")

@@ -97,7 +97,6 @@ def test_tokens_streams_read_back_deterministic(spark, tmp_path):
         assert len(samples) == expected == len(ds) > 0
         assert all(len(s) == 128 and s.dtype == np.uint16 for s in samples)
     # decode part 0 of source a: the docs of that part in the seeded order, EOS-separated, remainder dropped
-    from pyspark.sql import functions as F
 
     from mixlake.mds.write import order_columns
 
@@ -109,7 +108,6 @@ def test_tokens_streams_read_back_deterministic(spark, tmp_path):
     got = [int(t) for s in ds for t in s["tokens"]]
     assert got == ids[: len(got)] and len(ids) - len(got) < 128
     assert load_tokenizer(tok).decode(got[:50]).startswith(ordered[0].text[:20])
-    assert F
 
 
 def test_text_format_canonical_nodes_and_resume(spark, tmp_path):
@@ -189,4 +187,12 @@ def test_streams_yaml_points_at_written_streams(spark, sample_lake, tmp_path):
         streams = yaml.safe_load(f)["train_loader"]["dataset"]["streams"]
     for name, s in streams.items():
         assert os.path.exists(os.path.join(s["local"], "index.json")), name
+    # the stage's numbers against what it read and what the streams hold
+    inp = spark.read.format("delta").load(f"{base.lake}/tables/{res.details['input_table']}")
+    assert res.details["input_table"] == "documents"  # no cleaning stage in this stages list
+    manifest = spark.read.format("delta").load(f"{base.lake}/tables/mds_manifest").collect()
+    assert res.records_out == sum(r.docs for r in manifest)
+    samples = sum(r.samples for r in manifest)
+    assert samples == res.details["samples"]
+    assert res.records_in == inp.count()
     assert res.records_in == res.records_out + res.dropped

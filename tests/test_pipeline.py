@@ -84,7 +84,10 @@ def test_runs_table_lineage_and_no_secrets(spark, piped):
     rows = _runs(spark, lake).filter("status = 'succeeded'").collect()
     dedup = next(r for r in rows if r.stage == "dedup")
     assert dedup.input_versions and "quality_kept" in dedup.input_versions and "deduped" in dedup.output_versions
-    assert dedup.records_in == dedup.records_out + dedup.dropped
+    deduped = spark.read.format("delta").load(f"{lake}/tables/deduped").count()
+    removed = spark.read.format("delta").load(f"{lake}/tables/duplicates").filter("NOT is_representative").count()
+    kept = spark.read.format("delta").load(f"{lake}/tables/quality_kept").count()
+    assert (dedup.records_in, dedup.records_out, dedup.dropped) == (kept, deduped, removed)
     assert all(SECRET not in (r.config or "") and SECRET not in (r.details or "") for r in _runs(spark, lake).collect())
     for root, _, files in os.walk(os.path.join(str(lake), "report")):
         for f in files:

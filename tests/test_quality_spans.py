@@ -4,6 +4,7 @@ import glob
 import os
 
 import pytest
+from pyspark.sql import functions as F
 
 from conftest import REALDATA, compose, sample_lake_cfg
 from mixlake.delta import table_path
@@ -97,8 +98,19 @@ def test_quality_stage_on_sample(spark, sample_lake, ground_truth, tmp_path):
     base, _ = sample_lake
     cfg = sample_lake_cfg(base, "[ingest,quality,spans]")
     res = quality_stage.run(spark, cfg)
-    assert res.records_in == res.records_out + res.dropped
     q = spark.read.format("delta").load(table_path(cfg.lake, "quality"))
+    assert res.records_in == spark.read.format("delta").load(table_path(cfg.lake, "documents")).count() == q.count()
+    assert res.records_out == spark.read.format("delta").load(table_path(cfg.lake, "quality_kept")).count()
+    assert res.dropped == q.filter("NOT keep").count()
+    assert q.filter((F.col("quality_score") < 0) | (F.col("quality_score") > 1) | F.col("quality_score").isNull()) \
+        .count() == 0
+    # kept prose scores above the planted low-quality pages on average
+    low_ids = [sid for ids in ground_truth["low_quality"].values() for sid in ids]
+    scored = q.join(spark.read.format("delta").load(table_path(cfg.lake, "documents")).select("doc_id", "source_id"),
+                    "doc_id")
+    low_mean = scored.filter(F.col("source_id").isin(low_ids)).agg(F.avg("quality_score")).first()[0]
+    kept_mean = scored.filter("keep AND source = 'web'").agg(F.avg("quality_score")).first()[0]
+    assert kept_mean > low_mean + 0.1, (kept_mean, low_mean)
     docs = spark.read.format("delta").load(table_path(cfg.lake, "documents")).select("doc_id", "source_id")
     tagged = {r.source_id: r for r in q.join(docs, "doc_id").collect()}
     low = [sid for ids in ground_truth["low_quality"].values() for sid in ids]
@@ -122,6 +134,8 @@ def test_quality_stage_on_sample(spark, sample_lake, ground_truth, tmp_path):
     assert top.text.strip() == BOILERPLATE_61 and top["count"] == bp["count"] and top.removed == bp["count"] - 1
     clean = spark.read.format("delta").load(table_path(cfg.lake, "documents_clean"))
     assert clean.filter(clean.text.contains(BOILERPLATE_61)).count() == 1
+    assert sres.records_in == spark.read.format("delta").load(table_path(cfg.lake, "quality_kept")).count()
+    assert sres.records_out == clean.count()
     assert sres.records_in == sres.records_out + sres.dropped
     first_spans = sorted(tuple(r) for r in spans.collect())
     spans_stage.run(spark, cfg)

@@ -174,6 +174,12 @@ def source_configs(cfg: DictConfig) -> list[SourceConfig]:
     return sorted(out, key=lambda s: s.name)
 
 
+def declares_sources(cfg: DictConfig) -> bool:
+    """Whether any source is declared (``sources.*`` or the enabled sample)."""
+    sample_on = cfg.get("sample") is not None and bool(cfg.sample.get("enabled", False))
+    return sample_on or bool(cfg.get("sources"))
+
+
 def s3_config(cfg: DictConfig) -> S3Config:
     """``storage.s3`` as a typed config."""
     node = cfg.get("storage")

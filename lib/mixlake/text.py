@@ -14,6 +14,28 @@ from dataclasses import dataclass
 _PUNCT = re.compile(r"[^\w\s]|_", re.UNICODE)
 _DIGIT = re.compile(r"\d", re.UNICODE)
 
+# Scripts written without spaces between words: Han (CJK ideographs), Hiragana, Katakana, Thai, Lao, Tibetan,
+# Myanmar, Khmer. In them a whitespace "word" is a whole clause or paragraph, so each of their characters is made a
+# token of its own and n-grams of tokens become character n-grams (Hangul is written with spaces: not listed).
+# One list feeds both the RE2 pattern (Arrow, the MinHash hot path) and the Python reference, so they agree.
+UNSPACED_RANGES = [
+    (0x0E00, 0x0EFF),  # Thai, Lao
+    (0x0F00, 0x0FFF),  # Tibetan
+    (0x1000, 0x109F),  # Myanmar
+    (0x1780, 0x17FF),  # Khmer
+    (0x2E80, 0x2FDF),  # CJK radicals, Kangxi radicals
+    (0x3005, 0x3007), (0x3021, 0x3029), (0x3038, 0x303B),  # ideographic iteration marks and numerals
+    (0x3040, 0x30FF),  # Hiragana, Katakana
+    (0x31F0, 0x31FF),  # Katakana phonetic extensions
+    (0x3400, 0x4DBF),  # CJK extension A
+    (0x4E00, 0x9FFF),  # CJK unified ideographs
+    (0xF900, 0xFAFF),  # CJK compatibility ideographs
+    (0xFF66, 0xFF9F),  # halfwidth Katakana
+    (0x20000, 0x2FA1F),  # CJK extensions B-F, compatibility supplement
+]
+UNSPACED_RE2 = "([" + "".join(f"\\x{{{a:04X}}}-\\x{{{b:04X}}}" for a, b in UNSPACED_RANGES) + "])"
+_UNSPACED = re.compile("([" + "".join(f"{chr(a)}-{chr(b)}" for a, b in UNSPACED_RANGES) + "])")
+
 
 @dataclass(frozen=True)
 class NormalizeConfig:
@@ -37,14 +59,16 @@ def normalize_word(word: str, cfg: NormalizeConfig = NormalizeConfig()) -> str:
 
 
 def normalize(text: str, cfg: NormalizeConfig = NormalizeConfig()) -> str:
-    """Reference normalisation: punctuation (anything but letters, numbers, whitespace; and ``_``) → space, split on
-    whitespace, then per word NFKC, lowercase, digits → 0; words joined by single spaces.
+    """Reference normalisation: punctuation (anything but letters, numbers, whitespace; and ``_``) → space, every
+    character of an unspaced script (:data:`UNSPACED_RANGES`) made a word of its own, split on whitespace, then per
+    word NFKC, lowercase, digits → 0; words joined by single spaces.
 
     The MinHash UDF computes exactly this in two parts (Arrow regex + split over the batch, then
     :func:`normalize_word` per distinct word); tests check the two agree.
     """
     if cfg.strip_punctuation:
         text = _PUNCT.sub(" ", text)
+    text = _UNSPACED.sub(r" \1 ", text)
     return " ".join(normalize_word(w, cfg) for w in text.split())
 
 

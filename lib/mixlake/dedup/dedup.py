@@ -5,11 +5,13 @@ Pipeline (each step a function here, composed by :func:`deduplicate`):
 1. :func:`minhash_signatures` — one vectorised pass over the text: exact key, shingle count, MinHash signature, LSH
    band keys (:mod:`mixlake.dedup.minhash`).
 2. :func:`exact_edges` — documents with equal normalised text are linked to their group's smallest ``doc_id``.
-3. :func:`lsh_candidates` — on the exact survivors with at least ``min_shingles`` shingles: per (band, band-hash)
-   bucket, a star of edges to the bucket minimum (not all pairs), singleton buckets dropped. A hot bucket (thousands
-   of boilerplate pages) costs one partial aggregate and n-1 edges, never n² pairs.
-4. :func:`verify_candidates` — keep edges whose estimated (signature) or exact (shingle-set) Jaccard reaches
-   ``threshold`` (Lee et al. 2021 verify NearDup candidates; NeMo Curator reports 1–2% false positives without).
+3. :func:`lsh_buckets` — on the exact survivors with at least ``min_shingles`` shingles: the members of every
+   (band, band-hash) bucket with two or more documents.
+4. :func:`verified_candidates` — candidate pairs scored by estimated (signature) or exact (shingle-set) Jaccard and
+   kept when it reaches ``threshold`` (Lee et al. 2021 verify NearDup candidates; NeMo Curator reports 1–2% false
+   positives without). Small buckets: all pairs. Hot buckets (thousands of boilerplate pages): a star to the bucket
+   minimum, and the members it rejects re-starred around their own minimum for a bounded number of rounds — never
+   n² pairs, yet members similar to each other but not to the minimum are still compared.
 5. :func:`~mixlake.dedup.components.connected_components` over exact + verified edges.
 6. :func:`choose_representatives` — one document kept per cluster, by source priority, then quality score (when the
    input has ``quality_score``), then longest text, then smallest ``doc_id``.
@@ -20,6 +22,7 @@ and bucket stages); text-dedup ``minhash_spark.py`` (Spark layout).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,14 +60,84 @@ def exact_edges(sigs: DataFrame) -> DataFrame:
             .select(F.col("doc_id").alias("src"), F.col("root").alias("dst")))
 
 
-def lsh_candidates(sigs: DataFrame) -> DataFrame:
-    """``(src, dst)`` candidate edges: per (scope, band, band-hash) bucket, members → bucket minimum."""
+BUCKET = ["scope", "band", "band_hash"]
+
+
+def lsh_buckets(sigs: DataFrame) -> DataFrame:
+    """``(scope, band, band_hash, doc_id, root, n)``: the members of every LSH bucket with two or more documents,
+    with the bucket's smallest ``doc_id`` (``root``) and size."""
     banded = sigs.select("scope", "doc_id", F.posexplode("bands").alias("band", "band_hash"))
-    buckets = (banded.groupBy("scope", "band", "band_hash")
-               .agg(F.min("doc_id").alias("root"), F.count(F.lit(1)).alias("n"))
-               .filter(F.col("n") > 1).drop("n"))
-    return (banded.join(buckets, ["scope", "band", "band_hash"]).filter(F.col("doc_id") != F.col("root"))
+    buckets = (banded.groupBy(*BUCKET).agg(F.min("doc_id").alias("root"), F.count(F.lit(1)).alias("n"))
+               .filter(F.col("n") > 1))
+    return banded.join(buckets, BUCKET)
+
+
+def lsh_candidates(sigs: DataFrame) -> DataFrame:
+    """``(src, dst)`` star edges: per bucket, members → bucket minimum (the first verification round of large
+    buckets; kept as a function for the benchmark's comparison with the old scheme)."""
+    return (lsh_buckets(sigs).filter(F.col("doc_id") != F.col("root"))
             .select(F.col("doc_id").alias("src"), F.col("root").alias("dst")).distinct())
+
+
+Scorer = Callable[[DataFrame], DataFrame]  # (src, dst) -> (src, dst, jaccard)
+
+
+def verified_candidates(members: DataFrame, score: Scorer | None, threshold: float, all_pairs_max: int,
+                        reroot_rounds: int, persist: Callable[[DataFrame, str], DataFrame]) -> DataFrame:
+    """Candidate pairs of the LSH buckets with their Jaccard and verdict: ``(src, dst, jaccard, verified, scheme)``,
+    ``src > dst``, one row per pair.
+
+    * A bucket of at most ``all_pairs_max`` members: every pair in it is a candidate — the textbook LSH candidate
+      set (Leskovec et al., MMDS §3.4), so verification cannot miss two similar members.
+    * A larger (hot) bucket: a star of its members to its minimum, verified; the members the minimum rejected are
+      re-starred around *their* minimum and verified again, up to ``reroot_rounds`` times. Template families whose
+      members are similar to each other but not to the bucket minimum are found this way, at a cost bounded by
+      ``(reroot_rounds + 1) × members`` pairs per bucket (never n²).
+
+    ``score=None`` (``dedup.verify=none``) accepts every candidate unscored (no re-rooting: nothing is rejected).
+    """
+    small = members.filter(F.col("n") <= all_pairs_max).select(*BUCKET, "doc_id")
+    all_pairs = (small.alias("a").join(small.alias("b"), BUCKET)
+                 .filter(F.col("a.doc_id") > F.col("b.doc_id"))
+                 .select(F.col("a.doc_id").alias("src"), F.col("b.doc_id").alias("dst"))
+                 .distinct().withColumn("scheme", F.lit("all_pairs")))
+    star = (members.filter((F.col("n") > all_pairs_max) & (F.col("doc_id") != F.col("root")))
+            .select(*BUCKET, "doc_id", "root"))
+    if score is None:
+        unscored = all_pairs.unionByName(star.select(F.col("doc_id").alias("src"), F.col("root").alias("dst"),
+                                                     F.lit("star").alias("scheme")))
+        return (unscored.groupBy("src", "dst").agg(F.min("scheme").alias("scheme"))
+                .withColumn("jaccard", F.lit(None).cast("double")).withColumn("verified", F.lit(True)))
+    scored = [persist(_verdict(score(all_pairs.select("src", "dst")), threshold).withColumn("scheme", F.lit(
+        "all_pairs")), "candidates_all_pairs")]
+    has_hot_buckets = members.filter(F.col("n") > all_pairs_max).limit(1).count() > 0
+    pending = persist(star, "star_0") if has_hot_buckets else star
+    for r in range(reroot_rounds + 1 if has_hot_buckets else 0):
+        if r > 0 and pending.limit(1).count() == 0:
+            break
+        pairs = pending.select(F.col("doc_id").alias("src"), F.col("root").alias("dst")).distinct()
+        verdicts = persist(_verdict(score(pairs), threshold).withColumn("scheme", F.lit(
+            "star" if r == 0 else "reroot")), f"candidates_star_{r}")
+        scored.append(verdicts)
+        if r == reroot_rounds:
+            break
+        # members rejected by this round's root: re-star them around their own minimum, per bucket
+        rejected = (pending.join(verdicts.filter(~F.col("verified"))
+                                 .select(F.col("src").alias("doc_id"), F.col("dst").alias("root")),
+                                 ["doc_id", "root"], "left_semi").select(*BUCKET, "doc_id"))
+        roots = (rejected.groupBy(*BUCKET).agg(F.min("doc_id").alias("root"), F.count(F.lit(1)).alias("n"))
+                 .filter(F.col("n") > 1).drop("n"))
+        pending = persist(rejected.join(roots, BUCKET).filter(F.col("doc_id") != F.col("root")), f"star_{r + 1}")
+    union = scored[0]
+    for df in scored[1:]:
+        union = union.unionByName(df)
+    # the same pair may come from several buckets or rounds: its verdict is the same, keep the first scheme
+    return union.groupBy("src", "dst").agg(F.first("jaccard").alias("jaccard"), F.first("verified").alias("verified"),
+                                           F.min("scheme").alias("scheme"))
+
+
+def _verdict(scored: DataFrame, threshold: float) -> DataFrame:
+    return scored.withColumn("verified", F.col("jaccard") >= F.lit(threshold))
 
 
 def _signature_jaccard(batches: Any) -> Any:
@@ -112,13 +185,14 @@ def exact_similarity(pairs: DataFrame, docs: DataFrame, p: MinHashParams) -> Dat
     return j.select("src", "dst", F.when(union > 0, inter / union).otherwise(F.lit(1.0)).alias("jaccard"))
 
 
-def verify_candidates(cands: DataFrame, sigs: DataFrame, docs: DataFrame, cfg: DedupConfig,
-                      p: MinHashParams) -> DataFrame:
-    """Candidates with their Jaccard (``jaccard``) and whether they pass (``verified``)."""
+def scorer(cfg: DedupConfig, sigs: DataFrame, docs: DataFrame, p: MinHashParams) -> Scorer | None:
+    """How candidate pairs are scored (``dedup.verify``): estimated Jaccard from the signatures, exact shingle-set
+    Jaccard, or not at all."""
     if cfg.verify == "none":
-        return cands.withColumn("jaccard", F.lit(None).cast("double")).withColumn("verified", F.lit(True))
-    scored = signature_similarity(cands, sigs) if cfg.verify == "signature" else exact_similarity(cands, docs, p)
-    return scored.withColumn("verified", F.col("jaccard") >= F.lit(cfg.threshold))
+        return None
+    if cfg.verify == "signature":
+        return lambda pairs: signature_similarity(pairs, sigs)
+    return lambda pairs: exact_similarity(pairs, docs, p)
 
 
 def keep_order(docs: DataFrame, priorities: dict[str, int]) -> list[Any]:
@@ -149,7 +223,8 @@ def choose_representatives(members: DataFrame, docs: DataFrame, priorities: dict
 @dataclass
 class DedupResult:
     signatures: DataFrame  # doc_id, scope, source, exact_key, n_words, n_shingles, signature, bands
-    candidates: DataFrame  # src, dst, jaccard, verified
+    candidates: DataFrame  # src, dst, jaccard, verified, scheme (all_pairs | star | reroot)
+    components_rounds: int  # large-star/small-star rounds to the fixed point
     duplicates: DataFrame  # doc_id, source, cluster_id, kind, is_representative, similarity, cluster_size
     deduped: DataFrame  # input rows minus non-representative duplicates
 
@@ -157,17 +232,19 @@ class DedupResult:
 def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
                 persist: Any = None) -> DedupResult:
     """The whole dedup on ``docs`` (the ``documents`` schema). ``persist(df, name)`` materialises intermediates
-    (the stage checkpoints them to disk); default: cache."""
-    persist = persist or (lambda df, name: df.cache())
+    (the stage checkpoints them to disk); default: local checkpoints (executor storage)."""
+    persist = persist or (lambda df, name: df.localCheckpoint())  # cuts lineage: rounds do not nest plans
     p = params(cfg)
     meta = _scope(docs.select("doc_id", "source"), cfg.scope)
     sigs = persist(minhash_signatures(docs, p).join(meta, "doc_id"), "signatures")
     exact = exact_edges(sigs)
     exact_dups = exact.select(F.col("src").alias("doc_id"))
     lsh_input = sigs.filter(F.col("n_shingles") >= cfg.min_shingles).join(exact_dups, "doc_id", "left_anti")
-    cands = persist(verify_candidates(lsh_candidates(lsh_input), sigs, docs, cfg, p), "candidates")
+    cands = persist(verified_candidates(lsh_buckets(lsh_input), scorer(cfg, sigs, docs, p), cfg.threshold,
+                                        cfg.bucket_all_pairs_max, cfg.reroot_rounds, persist), "candidates")
     near = cands.filter("verified").select("src", "dst")
-    members = persist(connected_components(exact.unionByName(near), cfg.cc_max_iterations), "components")
+    cc = connected_components(exact.unionByName(near), cfg.cc_max_iterations)
+    members = persist(cc.members, "components")
     reps = choose_representatives(members, docs, priorities)
     # kind and similarity relative to the cluster's representative
     rep_sig = (reps.filter("is_representative").join(sigs.select("doc_id", "exact_key", "signature"), "doc_id")
@@ -175,7 +252,10 @@ def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
                        F.col("doc_id").alias("rep_id")))
     with_rep = (reps.join(sigs.select("doc_id", "source", "exact_key", "signature"), "doc_id")
                 .join(rep_sig, "cluster_id"))
-    sim = signature_similarity(with_rep.select(F.col("doc_id").alias("src"), F.col("rep_id").alias("dst")), sigs)
+    # similarity to the representative, measured as verification measures (exact shingle Jaccard by default)
+    rep_pairs = with_rep.filter(~F.col("is_representative")).select(F.col("doc_id").alias("src"),
+                                                                    F.col("rep_id").alias("dst"))
+    sim = (scorer(cfg, sigs, docs, p) or (lambda pairs: signature_similarity(pairs, sigs)))(rep_pairs)
     duplicates = (with_rep.join(sim.select(F.col("src").alias("doc_id"), "jaccard"), "doc_id", "left")
                   .withColumn("kind", F.when(F.col("exact_key") == F.col("rep_key"), "exact").otherwise("near"))
                   .withColumn("similarity", F.when(F.col("kind") == "exact", F.lit(1.0)).otherwise(F.col("jaccard"))))
@@ -188,4 +268,5 @@ def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
                           "cluster_size"))
     removed = duplicates.filter(~F.col("is_representative")).select("doc_id")
     deduped = docs.join(removed, "doc_id", "left_anti")
-    return DedupResult(signatures=sigs, candidates=cands, duplicates=duplicates, deduped=deduped)
+    return DedupResult(signatures=sigs, candidates=cands, components_rounds=cc.rounds, duplicates=duplicates,
+                       deduped=deduped)

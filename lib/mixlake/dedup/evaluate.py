@@ -1,15 +1,23 @@
-"""Scoring dedup against labelled duplicates.
+"""Scoring dedup against labelled duplicates, distributed: nothing but a handful of counts reaches the driver.
 
-Two gold formats, both keyed by the input records' own ids (``source_id``):
+Gold format (the sample's ``ground_truth.json`` carries the same ``pairs`` key), keyed by ``(source, source_id)``
+— the input records' own ids, which are unique within a source but not across sources::
 
-* the sample corpus's ``ground_truth.json`` (``exact_duplicates`` groups and ``near_duplicates``
-  ``[id_a, id_b, jaccard, edit_rate]``), and
-* a user file ``{"pairs": [[source_id_a, source_id_b, jaccard], ...]}`` (Jaccard of word 5-gram shingles, or any
-  similarity in [0, 1] the user trusts).
+    {"pairs": [[["web", "id-a"], ["wiki", "id-b"], 0.92], ...]}
+    {"source": "web", "pairs": [["id-a", "id-b", 0.92], ...]}      # bare ids: all in one source
 
-Reported: pair recall for gold pairs at ``J >= threshold`` (and per Jaccard bucket), pair precision of the predicted
-same-cluster pairs against the gold clusters (gold pairs closed transitively), and false merges: predicted
-same-cluster pairs whose shingle Jaccard is below 0.5.
+The third element is the pair's Jaccard similarity of word 5-grams (or another similarity in [0, 1] you trust).
+
+Reported, for a threshold ``t`` (default ``dedup.threshold``):
+
+* **recall**: gold pairs with ``J >= t`` whose two documents share a predicted cluster, and the same per Jaccard
+  bucket (the bucket edges include ``t``, so ``0.50–t`` is its own bucket: found pairs there are reported, not
+  counted as recall);
+* **precision**: predicted same-cluster pairs that are correct — in the same *gold component* (gold pairs with
+  ``J >= t``, closed transitively), or unlisted in the gold file but measured (exact word 5-gram Jaccard) at ``>= t``.
+  A predicted pair whose Jaccard (gold, else measured) lies in ``[0.5, t)`` is counted in ``borderline_pairs``, one
+  below 0.5 in ``false_merges_below_0.5``; neither is correct. Clusters larger than ``max_cluster_size`` are scored
+  by their members' pairs with the representative (n-1 pairs, not n²), and said so.
 """
 
 from __future__ import annotations
@@ -17,103 +25,171 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
-from collections.abc import Iterable
 from typing import Any
 
-from mixlake.text import jaccard, normalize, word_shingles
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from mixlake.dedup.components import connected_components
+from mixlake.dedup.minhash import MinHashParams
+
+GoldPair = tuple[str, str, str, str, float]  # source_a, source_id_a, source_b, source_id_b, jaccard
 
 
-def load_gold(path: str) -> list[tuple[str, str, float]]:
-    """Gold pairs ``(source_id_a, source_id_b, jaccard)`` from either format (exact pairs get J = 1)."""
-    with open(path) as f:
-        data = json.load(f)
-    pairs: list[tuple[str, str, float]] = []
-    if "pairs" in data:
-        for row in data["pairs"]:
-            if len(row) < 3:
-                raise ValueError(f"{path}: each pair must be [source_id_a, source_id_b, jaccard], got {row!r}")
-            pairs.append((str(row[0]), str(row[1]), float(row[2])))
-        return pairs
-    if "exact_duplicates" not in data and "near_duplicates" not in data:
-        raise ValueError(f"{path}: expected {{'pairs': [...]}} or a mixlake ground_truth.json")
-    for group in data.get("exact_duplicates", []):
-        pairs += [(a, b, 1.0) for a, b in itertools.combinations(group, 2)]
-    pairs += [(a, b, float(j)) for a, b, j, *_ in data.get("near_duplicates", [])]
-    return pairs
+def _key(x: Any, default_source: str | None, path: str) -> tuple[str, str]:
+    if isinstance(x, list) and len(x) == 2:
+        return str(x[0]), str(x[1])
+    if isinstance(x, str) and default_source is not None:
+        return default_source, x
+    raise ValueError(f"{path}: a pair member must be [source, source_id] (or a bare id with a top-level "
+                     f"\"source\"), got {x!r}")
 
 
-class _UnionFind:
-    def __init__(self) -> None:
-        self.parent: dict[str, str] = {}
+def load_gold(path: str, text: str | None = None) -> list[GoldPair]:
+    """Gold pairs from a file (or its ``text``), see the module docstring."""
+    if text is None:
+        with open(path) as f:
+            text = f.read()
+    data = json.loads(text)
+    if not isinstance(data, dict) or "pairs" not in data:
+        raise ValueError(f"{path}: expected {{\"pairs\": [[[source, id], [source, id], jaccard], ...]}}")
+    default = data.get("source")
+    out: list[GoldPair] = []
+    for row in data["pairs"]:
+        if not isinstance(row, list) or len(row) < 3:
+            raise ValueError(f"{path}: each pair must be [member_a, member_b, jaccard], got {row!r}")
+        (sa, ia), (sb, ib) = _key(row[0], default, path), _key(row[1], default, path)
+        out.append((sa, ia, sb, ib, float(row[2])))
+    return out
 
-    def find(self, x: str) -> str:
-        self.parent.setdefault(x, x)
-        while self.parent[x] != x:
-            self.parent[x] = self.parent[self.parent[x]]
-            x = self.parent[x]
-        return x
 
-    def union(self, a: str, b: str) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[max(ra, rb)] = min(ra, rb)
+def bucket_edges(threshold: float) -> list[float]:
+    return sorted({0.0, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 1.01, threshold})
 
 
-def score(gold: list[tuple[str, str, float]], cluster_of: dict[str, str], texts: dict[str, str] | None = None,
-          threshold: float = 0.8, max_pairs: int = 200_000) -> dict[str, Any]:
-    """Metrics for predicted clusters (``cluster_of``: source_id → cluster id, duplicates only) against gold pairs.
+def _bucket(j: Any, edges: list[float]) -> Any:
+    expr = F.lit(None).cast("string")
+    for lo, hi in reversed(list(itertools.pairwise(edges))):
+        expr = F.when((j >= lo) & (j < hi), F.lit(f"{lo:.2f}-{min(hi, 1.0):.2f}")).otherwise(expr)
+    return expr
 
-    ``texts`` (source_id → text) lets false merges be measured on predicted pairs that are not gold pairs.
-    """
-    buckets = [(0.0, 0.5), (0.5, 0.7), (0.7, 0.8), (0.8, 0.85), (0.85, 0.9), (0.9, 0.95), (0.95, 1.01)]
-    by_bucket: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    hit_at, n_at = 0, 0
-    uf = _UnionFind()
-    gold_j: dict[tuple[str, str], float] = {}
-    for a, b, j in gold:
-        same = a in cluster_of and cluster_of.get(a) == cluster_of.get(b)
-        lo, hi = next(x for x in buckets if x[0] <= j < x[1])
-        key = f"{lo:.2f}-{min(hi, 1.0):.2f}"
-        by_bucket[key][0] += int(same)
-        by_bucket[key][1] += 1
-        if j >= threshold:
-            n_at += 1
-            hit_at += int(same)
-        gold_j[(min(a, b), max(a, b))] = j
-        if j >= 0.5:
-            uf.union(a, b)
-    members: dict[str, list[str]] = defaultdict(list)
-    for sid, c in cluster_of.items():
-        members[c].append(sid)
-    n_pred = n_correct = false_merges = unmeasured = 0
-    for ids in members.values():
-        for a, b in itertools.combinations(sorted(ids), 2):
-            n_pred += 1
-            if n_pred > max_pairs:
-                break
-            if uf.find(a) == uf.find(b):
-                n_correct += 1
-                continue
-            j = gold_j.get((a, b))
-            if j is None and texts is not None and a in texts and b in texts:
-                j = jaccard(word_shingles(normalize(texts[a])), word_shingles(normalize(texts[b])))
-            if j is None:
-                unmeasured += 1
-            elif j < 0.5:
-                false_merges += 1
-            else:
-                n_correct += 1  # a true duplicate the gold file does not list
+
+def score_clusters(spark: SparkSession, gold: list[GoldPair], duplicates: DataFrame, docs: DataFrame,
+                   threshold: float, p: MinHashParams, max_cluster_size: int = 200) -> dict[str, Any]:
+    """Metrics of ``duplicates(doc_id, cluster_id, is_representative)`` against ``gold``, computed by Spark.
+
+    ``docs(doc_id, source, source_id, text)`` resolves gold keys to documents and gives the texts of predicted pairs
+    the gold file does not list (their Jaccard is measured)."""
+    from mixlake.dedup.dedup import exact_similarity  # dedup imports components; evaluate is a leaf of it
+
+    ids = docs.select("doc_id", "source", "source_id")
+    g = spark.createDataFrame(gold, "sa string, ia string, sb string, ib string, j double")
+    a = ids.select(F.col("source").alias("sa"), F.col("source_id").alias("ia"), F.col("doc_id").alias("da"))
+    b = ids.select(F.col("source").alias("sb"), F.col("source_id").alias("ib"), F.col("doc_id").alias("db"))
+    g = g.join(a, ["sa", "ia"], "left").join(b, ["sb", "ib"], "left")
+    unmatched = g.filter(F.col("da").isNull() | F.col("db").isNull()).count()
+    g = g.filter(F.col("da").isNotNull() & F.col("db").isNotNull() & (F.col("da") != F.col("db")))
+    g = g.select(F.least("da", "db").alias("a"), F.greatest("da", "db").alias("b"), "j") \
+        .groupBy("a", "b").agg(F.max("j").alias("j")).cache()
+    cl = duplicates.select("doc_id", "cluster_id")
+    same = (g.join(cl.select(F.col("doc_id").alias("a"), F.col("cluster_id").alias("ca")), "a", "left")
+            .join(cl.select(F.col("doc_id").alias("b"), F.col("cluster_id").alias("cb")), "b", "left")
+            .withColumn("same", F.coalesce(F.col("ca") == F.col("cb"), F.lit(False)).cast("int")))
+    edges = bucket_edges(threshold)
+    by_bucket = {r.bucket: {"found": int(r.found), "pairs": int(r.n), "recall": int(r.found) / int(r.n)}
+                 for r in same.groupBy(_bucket(F.col("j"), edges).alias("bucket"))
+                 .agg(F.sum("same").alias("found"), F.count(F.lit(1)).alias("n")).collect()}
+    at = same.filter(F.col("j") >= threshold).agg(F.sum("same").alias("found"), F.count(F.lit(1)).alias("n")).first()
+    n_at, hit_at = int(at.n or 0), int(at.found or 0)
+
+    # gold components at the threshold: what a perfect transitive dedup at t would cluster
+    gold_comp = connected_components(g.filter(F.col("j") >= threshold).select(F.col("a").alias("src"),
+                                                                              F.col("b").alias("dst"))).members
+    # predicted pairs: all pairs in clusters up to max_cluster_size, member-representative pairs in larger ones
+    sized = duplicates.select("doc_id", "cluster_id", "is_representative", "cluster_size")
+    small = sized.filter(F.col("cluster_size") <= max_cluster_size)
+    pairs_small = (small.alias("x").join(small.alias("y"), "cluster_id").filter(F.col("x.doc_id") < F.col("y.doc_id"))
+                   .select(F.col("x.doc_id").alias("a"), F.col("y.doc_id").alias("b")))
+    big = sized.filter(F.col("cluster_size") > max_cluster_size)
+    reps = big.filter("is_representative").select("cluster_id", F.col("doc_id").alias("rep"))
+    pairs_big = (big.filter(~F.col("is_representative")).join(reps, "cluster_id")
+                 .select(F.least("doc_id", "rep").alias("a"), F.greatest("doc_id", "rep").alias("b")))
+    pred = pairs_small.unionByName(pairs_big)
+    gc = gold_comp.select(F.col("node"), F.col("component"))
+    pred = (pred.join(gc.select(F.col("node").alias("a"), F.col("component").alias("ga")), "a", "left")
+            .join(gc.select(F.col("node").alias("b"), F.col("component").alias("gb")), "b", "left")
+            .join(g, ["a", "b"], "left")
+            .withColumn("in_gold_component", F.coalesce(F.col("ga") == F.col("gb"), F.lit(False))))
+    unlisted = pred.filter(~F.col("in_gold_component") & F.col("j").isNull()).select(
+        F.col("a").alias("src"), F.col("b").alias("dst"))
+    measured = exact_similarity(unlisted, docs.select("doc_id", "text"), p).select(
+        F.col("src").alias("a"), F.col("dst").alias("b"), F.col("jaccard").alias("m"))
+    judged = (pred.join(measured, ["a", "b"], "left")
+              .withColumn("sim", F.coalesce("j", "m"))
+              .withColumn("verdict", F.when(F.col("in_gold_component"), "correct")
+                          .when(F.col("sim") >= threshold, "correct_unlisted")
+                          .when(F.col("sim") >= 0.5, "borderline")
+                          .when(F.col("sim").isNotNull(), "false_merge").otherwise("unmeasured")))
+    verdicts = {r.verdict: int(r.n) for r in judged.groupBy("verdict").agg(F.count(F.lit(1)).alias("n")).collect()}
+    sizes = duplicates.filter("is_representative").agg(
+        F.sum(F.col("cluster_size") * (F.col("cluster_size") - 1) / 2).alias("pairs"),
+        F.sum(F.when(F.col("cluster_size") > max_cluster_size, 1).otherwise(0)).alias("big")).first()
+    g.unpersist()
+    n_pred = sum(verdicts.values())
+    correct = verdicts.get("correct", 0) + verdicts.get("correct_unlisted", 0)
     recall = hit_at / n_at if n_at else None
-    precision = n_correct / min(n_pred, max_pairs) if n_pred else None
+    precision = correct / n_pred if n_pred else None
     f1 = (2 * precision * recall / (precision + recall)) if precision and recall else None
     return {
-        "threshold": threshold, "gold_pairs": len(gold), "gold_pairs_at_threshold": n_at,
-        "recall_at_threshold": recall, "precision": precision, "f1": f1,
-        "predicted_pairs": n_pred, "false_merges_below_0.5": false_merges, "unmeasured_pairs": unmeasured,
-        "recall_by_jaccard": {k: {"found": v[0], "pairs": v[1], "recall": v[0] / v[1]}
-                              for k, v in sorted(by_bucket.items())},
+        "threshold": threshold, "gold_pairs": len(gold), "gold_pairs_unmatched": int(unmatched),
+        "gold_pairs_at_threshold": n_at, "recall_at_threshold": recall, "precision": precision, "f1": f1,
+        "predicted_pairs": int(sizes.pairs or 0), "scored_pairs": n_pred,
+        "clusters_scored_by_representative": int(sizes.big or 0),
+        "correct_pairs": verdicts.get("correct", 0), "correct_unlisted_pairs": verdicts.get("correct_unlisted", 0),
+        "borderline_pairs": verdicts.get("borderline", 0),
+        "false_merges_below_0.5": verdicts.get("false_merge", 0), "unmeasured_pairs": verdicts.get("unmeasured", 0),
+        "recall_by_jaccard": dict(sorted(by_bucket.items())),
     }
 
 
-def texts_for(rows: Iterable[Any]) -> dict[str, str]:
-    return {r.source_id: r.text for r in rows}
+def score_oracle(gold: list[tuple[str, str, float]], cluster_of: dict[str, str], threshold: float,
+                 measured: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
+    """Single-process reference of :func:`score_clusters` (no large-cluster shortcut) on resolved document keys:
+    ``gold`` ``(a, b, jaccard)``, ``cluster_of`` key → predicted cluster, ``measured`` Jaccard of unlisted pairs."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    gold_j: dict[tuple[str, str], float] = {}
+    for a, b, j in gold:
+        k = (min(a, b), max(a, b))
+        gold_j[k] = max(j, gold_j.get(k, -1.0))
+    n_at = hit = 0
+    for (a, b), j in gold_j.items():
+        if j >= threshold:
+            n_at += 1
+            hit += int(a in cluster_of and cluster_of.get(a) == cluster_of.get(b))
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    members: dict[str, list[str]] = defaultdict(list)
+    for k, c in cluster_of.items():
+        members[c].append(k)
+    verdicts: dict[str, int] = defaultdict(int)
+    for ids in members.values():
+        for a, b in itertools.combinations(sorted(ids), 2):
+            if a in parent and b in parent and find(a) == find(b):
+                verdicts["correct"] += 1
+                continue
+            sim = gold_j.get((a, b), (measured or {}).get((a, b)))
+            verdicts["unmeasured" if sim is None else "correct_unlisted" if sim >= threshold
+                     else "borderline" if sim >= 0.5 else "false_merge"] += 1
+    return {"gold_pairs_at_threshold": n_at, "recall_at_threshold": hit / n_at if n_at else None,
+            "correct_pairs": verdicts["correct"], "correct_unlisted_pairs": verdicts["correct_unlisted"],
+            "borderline_pairs": verdicts["borderline"], "false_merges_below_0.5": verdicts["false_merge"],
+            "unmeasured_pairs": verdicts["unmeasured"]}

@@ -3,7 +3,10 @@
 Follows datatrove's ``MinhashDedupSignature`` (word 5-gram shingles of normalised text, 64-bit shingle hashes,
 ``b x r`` permutations; Broder 1997) but computes a whole Arrow batch at a time instead of one document at a time:
 
-1. punctuation → space with one RE2 regex over the batch and whitespace split (``pyarrow.compute``, C++);
+1. punctuation → space with one RE2 regex over the batch, every character of a script written without spaces
+   (Han, Kana, Thai, ...; :data:`mixlake.text.UNSPACED_RANGES`) made a token of its own — so Chinese, Japanese or
+   Thai documents get character n-gram shingles, and mixed documents both kinds — and whitespace split
+   (``pyarrow.compute``, C++);
 2. the batch's *distinct* words are normalised (NFKC, lowercase, digits → 0) and hashed with xxh3-64 once each;
 3. 64-bit shingle hashes for every word n-gram of every document, with numpy over the flat word-hash array
    (a polynomial combination of the n word hashes, finalised with murmur3's fmix64);
@@ -26,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
-from mixlake.text import NormalizeConfig
+from mixlake.text import UNSPACED_RE2, NormalizeConfig
 
 PUNCT_RE2 = r"[^\p{L}\p{N}\s]|_"
 _M = np.uint64(0x9E3779B97F4A7C15)
@@ -61,6 +64,9 @@ def word_hashes(texts: pa.Array, norm: NormalizeConfig) -> tuple[np.ndarray, np.
     x = pc.fill_null(texts, "")
     if norm.strip_punctuation:
         x = pc.replace_substring_regex(x, PUNCT_RE2, " ")
+    # unspaced scripts (CJK, Thai, ...): each character is a token, so their n-grams are character n-grams
+    if pc.any(pc.match_substring_regex(x, UNSPACED_RE2)).as_py():
+        x = pc.replace_substring_regex(x, UNSPACED_RE2, r" \1 ")
     words = pc.utf8_split_whitespace(x)
     if isinstance(words, pa.ChunkedArray):
         words = words.combine_chunks()

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from mixlake import storage
@@ -99,16 +99,28 @@ def columns(cfg: MDSConfig, tok: TokenizerConfig) -> dict[str, str]:
     return {"text": "str", **{c: "str" for c in cfg.text_columns}}
 
 
-def order_columns(docs: DataFrame, cfg: MDSConfig, parts: dict[str, int], fraction: dict[str, float]) -> DataFrame:
-    """Adds ``_key`` (order), ``_part`` (logical part) and filters to the selected documents."""
-    key = F.xxhash64(F.lit(cfg.seed), F.col("doc_id"))
+def selected(cfg: MDSConfig, fraction: dict[str, float]) -> Column:
+    """Whether a document is in the sub-sample the mixture plan asks of its source (a seeded draw per doc_id)."""
     pick = F.xxhash64(F.lit(cfg.seed + 1), F.col("doc_id"))
     u = F.pmod(pick, F.lit(2_147_483_647)).cast("double") / F.lit(2_147_483_647.0)  # uniform in [0, 1)
     frac = (F.create_map(*[x for s, f in sorted(fraction.items()) for x in (F.lit(s), F.lit(float(f)))])[
         F.col("source")] if fraction else F.lit(1.0))
+    return u < F.coalesce(frac, F.lit(1.0))
+
+
+def selection_counts(docs: DataFrame, cfg: MDSConfig, fraction: dict[str, float]) -> dict[str, tuple[int, int]]:
+    """Per source: (documents selected, documents not selected by the mixture plan), counted by Spark."""
+    rows = docs.groupBy("source").agg(F.sum(selected(cfg, fraction).cast("long")).alias("yes"),
+                                      F.sum((~selected(cfg, fraction)).cast("long")).alias("no")).collect()
+    return {r.source: (int(r.yes or 0), int(r.no or 0)) for r in rows}
+
+
+def order_columns(docs: DataFrame, cfg: MDSConfig, parts: dict[str, int], fraction: dict[str, float]) -> DataFrame:
+    """Adds ``_key`` (order), ``_part`` (logical part) and filters to the selected documents."""
+    key = F.xxhash64(F.lit(cfg.seed), F.col("doc_id"))
     nparts = F.create_map(*[x for s, n in sorted(parts.items()) for x in (F.lit(s), F.lit(int(n)))])
     out = docs.withColumn("_key", key).withColumn("_part", F.pmod(key, nparts[F.col("source")]).cast("int"))
-    return out.filter(u < F.coalesce(frac, F.lit(1.0)))
+    return out.filter(selected(cfg, fraction))
 
 
 def _writer_task(cfg: MDSConfig, tok: TokenizerConfig, staging: str, cols: dict[str, str],

@@ -158,9 +158,12 @@ def duplicates(spark: SparkSession, lake: str, bands: int, rows: int, threshold:
         summary = _table(spark, lake, "dedup_summary")
         if summary is not None:
             s = summary.first().asDict()
-            sec.text += (f" Candidates {s['candidates']:,}, verified {s['verified']:,}, rejected by verification "
-                         f"{s['rejected']:,}; {s['clusters']:,} clusters; {s['below_min_shingles']:,} documents "
-                         f"too short for MinHash.")
+            sec.text += (f" Candidates {s['candidates']:,} ({s.get('candidates_all_pairs', 0):,} all-pairs in small "
+                         f"buckets, {s.get('candidates_star', 0):,} star and {s.get('candidates_reroot', 0):,} "
+                         f"re-rooted in hot buckets), verified {s['verified']:,}, rejected by verification "
+                         f"{s['rejected']:,}; {s['clusters']:,} clusters, the largest {s['largest_cluster']:,} "
+                         f"documents; connected components in {s.get('components_rounds', '?')} rounds; "
+                         f"{s['below_min_shingles']:,} documents too short for MinHash.")
     curve = Section("LSH S-curve", f"Probability that a pair becomes a candidate, {bands} bands x {rows} rows; "
                     f"verification threshold {threshold}.")
     xs = [i / 200 for i in range(201)]

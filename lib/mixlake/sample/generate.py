@@ -26,6 +26,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -90,6 +91,8 @@ class GroundTruth:
     seed: int
     exact_duplicates: list[list[str]] = field(default_factory=list)  # groups; first element is the original
     near_duplicates: list[list[Any]] = field(default_factory=list)  # [id_a, id_b, jaccard, edit_rate]
+    # every duplicate pair in the gold format of eval_dedup: [[source, id_a], [source, id_b], jaccard]
+    pairs: list[list[Any]] = field(default_factory=list)
     boilerplate: list[dict[str, Any]] = field(default_factory=list)  # {text, count, ids}
     low_quality: dict[str, list[str]] = field(default_factory=dict)  # kind -> ids
     bad_records: list[dict[str, Any]] = field(default_factory=list)  # {file, line, reason}
@@ -401,6 +404,12 @@ def generate_sample(sc: SampleConfig) -> GroundTruth:
     _write_bytes(os.path.join(tmp, "crawl", "crawl-truncated.warc.gz"), blob[: whole3 + (len(blob) - whole3) // 2])
     gt.bad_records.append({"file": "crawl/crawl-truncated.warc.gz", "line": None, "reason": "warc_read_error"})
 
+    def keyed(rid: str) -> list[str]:  # duplicates are planted in web, and wiki articles copied to web
+        return ["wiki" if rid.startswith("wiki-") else "web", rid]
+
+    for group in gt.exact_duplicates:
+        gt.pairs += [[keyed(a), keyed(b), 1.0] for a, b in itertools.combinations(group, 2)]
+    gt.pairs += [[keyed(a), keyed(b), float(j)] for a, b, j, *_ in gt.near_duplicates]
     with open(os.path.join(tmp, "ground_truth.json"), "w") as fh:
         json.dump(asdict(gt), fh, indent=1, sort_keys=True)
     with open(os.path.join(tmp, "_SUCCESS.json"), "w") as fh:

@@ -11,7 +11,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mixlake import storage
-from mixlake.config import plain, s3_config, source_configs, to_dataclass
+from mixlake.config import declares_sources, plain, s3_config, source_configs, to_dataclass
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate
 from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
@@ -38,12 +38,26 @@ def validate(cfg: DictConfig) -> None:
 
 
 def source_priorities(cfg: DictConfig, d: DedupConfig) -> dict[str, int]:
+    """Keep-rule order of sources: ``dedup.source_priority``, else ``sources.<name>.priority``. A lake deduplicated
+    with no source declared (no ``sources.*``, sample off) has all sources equal — said in the log."""
     if d.source_priority:
         return {name: i for i, name in enumerate(d.source_priority)}
-    try:
-        return {s.name: s.priority for s in source_configs(cfg)}
-    except Exception:  # sources no longer declared: all equal
+    if not declares_sources(cfg):
+        log.info("dedup: no sources declared (sources.* empty, sample disabled): all sources have equal priority")
         return {}
+    return {s.name: s.priority for s in source_configs(cfg)}
+
+
+def with_quality_score(spark: SparkSession, cfg: DictConfig, docs: DataFrame) -> DataFrame:
+    """``docs`` plus the quality stage's ``quality_score`` (used by the keep rule) when ``quality`` is a configured
+    stage; a stale quality table of an unconfigured stage is never read."""
+    if "quality" not in list(cfg.get("stages") or []):
+        return docs
+    q = read_table(spark, cfg.lake, "quality")
+    if "quality_score" not in q.columns:
+        raise RuntimeError("the quality table has no quality_score column (written by an older mixlake): rerun "
+                           "the quality stage")
+    return docs.join(q.select("doc_id", "quality_score"), "doc_id", "left")
 
 
 def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
@@ -59,26 +73,32 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
         return spark.read.parquet(path)
 
     try:
-        res = deduplicate(docs, d, source_priorities(cfg, d), persist=persist)
+        res = deduplicate(with_quality_score(spark, cfg, docs), d, source_priorities(cfg, d), persist=persist)
         dup_path, out_path = table_path(cfg.lake, "duplicates"), table_path(cfg.lake, "deduped")
         replace_table(res.duplicates, dup_path)
-        replace_table(res.deduped, out_path, partition_by=["source"])
+        replace_table(res.deduped.select(*docs.columns), out_path, partition_by=["source"])
+        # every number below is counted on what was read or written, none derived from another
         dups = spark.read.format("delta").load(dup_path)
+        out_docs = spark.read.format("delta").load(out_path)
         removed = dups.filter(~F.col("is_representative"))
         counts = (docs.groupBy("source").agg(F.count(F.lit(1)).alias("docs_in"))
                   .join(removed.groupBy("source").agg(
                       F.sum(F.when(F.col("kind") == "exact", 1).otherwise(0)).cast("long").alias("exact_removed"),
                       F.sum(F.when(F.col("kind") == "near", 1).otherwise(0)).cast("long").alias("near_removed")),
                       "source", "left")
-                  .fillna(0, ["exact_removed", "near_removed"])
-                  .withColumn("docs_out", F.col("docs_in") - F.col("exact_removed") - F.col("near_removed"))
+                  .join(out_docs.groupBy("source").agg(F.count(F.lit(1)).alias("docs_out")), "source", "left")
+                  .fillna(0, ["exact_removed", "near_removed", "docs_out"])
+                  .select("source", "docs_in", "exact_removed", "near_removed", "docs_out")
                   .orderBy("source"))
         replace_table(counts, table_path(cfg.lake, "dedup_counts"))
         summary = _summary(spark, res, d)
         replace_table(spark.createDataFrame([summary]), table_path(cfg.lake, "dedup_summary"))
         rows = spark.read.format("delta").load(table_path(cfg.lake, "dedup_counts")).collect()
+        duplicated_nodes = dups.groupBy("doc_id").count().filter("count > 1").limit(1).count()
     finally:
         storage.rmtree(tmp, s3_config(cfg))
+    if duplicated_nodes:
+        raise AssertionError("dedup: a document sits in more than one cluster of the duplicates table")
     out = StageResult("dedup", outputs={"duplicates": table_version(spark, dup_path),
                                         "deduped": table_version(spark, out_path)})
     out.records_in = sum(r.docs_in for r in rows)
@@ -96,7 +116,11 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
 def _summary(spark: SparkSession, res: Any, d: DedupConfig) -> dict[str, Any]:
     b, r = d.band_rows()
     c = res.candidates.agg(F.count(F.lit(1)).alias("n"),
-                           F.sum(F.when(F.col("verified"), 1).otherwise(0)).alias("ok")).first()
+                           F.sum(F.when(F.col("verified"), 1).otherwise(0)).alias("ok"),
+                           *(F.sum(F.when(F.col("scheme") == k, 1).otherwise(0)).alias(k)
+                             for k in ("all_pairs", "star", "reroot")),
+                           F.sum(F.when((F.col("scheme") == "reroot") & F.col("verified"), 1).otherwise(0))
+                           .alias("reroot_ok")).first()
     sig = res.signatures.agg(F.sum(F.when(F.col("n_shingles") < d.min_shingles, 1).otherwise(0)).alias("short"),
                              F.count(F.lit(1)).alias("n")).first()
     cl = (res.duplicates.filter("is_representative")
@@ -104,6 +128,10 @@ def _summary(spark: SparkSession, res: Any, d: DedupConfig) -> dict[str, Any]:
     return {"bands": b, "rows": r, "threshold": d.threshold, "verify": d.verify, "scope": d.scope,
             "documents": int(sig.n or 0), "below_min_shingles": int(sig.short or 0),
             "candidates": int(c.n or 0), "verified": int(c.ok or 0), "rejected": int((c.n or 0) - (c.ok or 0)),
+            "candidates_all_pairs": int(c.all_pairs or 0), "candidates_star": int(c.star or 0),
+            "candidates_reroot": int(c.reroot or 0), "verified_reroot": int(c.reroot_ok or 0),
+            "bucket_all_pairs_max": d.bucket_all_pairs_max, "reroot_rounds": d.reroot_rounds,
+            "components_rounds": res.components_rounds,
             "clusters": int(cl.clusters or 0), "largest_cluster": int(cl.largest or 0)}
 
 

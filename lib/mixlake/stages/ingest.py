@@ -8,7 +8,7 @@ import logging
 
 from omegaconf import DictConfig
 from pyspark import StorageLevel
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mixlake.config import IngestConfig, s3_config, source_configs, to_dataclass
@@ -45,17 +45,26 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
             path = table_path(cfg.lake, name)
             replace_where(df, path, where, partition_by=parts)
             out[name] = table_version(spark, path)
+        # records read and skipped are counted by the readers (ingest_files); documents and quarantined are the
+        # row counts of the tables as written — so a record lost or doubled between reader and table shows up
+        def rows(name: str, alias: str) -> DataFrame:
+            return (spark.read.format("delta").load(table_path(cfg.lake, name)).filter(where)
+                    .groupBy("source").agg(F.count(F.lit(1)).alias(alias)))
+
         per_source = (spark.read.format("delta").load(table_path(cfg.lake, "ingest_files")).filter(where)
                       .groupBy("source")
                       .agg(*(F.sum(c).alias(c) for c in ("records_read", "documents", "quarantined", "skipped")))
+                      .join(rows("documents", "documents_rows"), "source", "left")
+                      .join(rows("quarantine", "quarantine_rows"), "source", "left")
+                      .fillna(0, ["documents_rows", "quarantine_rows"])
                       .orderBy("source").collect())
     finally:
         parsed.unpersist()
     res = StageResult("ingest", outputs=out)
     for r in per_source:
         res.records_in += int(r.records_read)
-        res.records_out += int(r.documents)
-        res.quarantined += int(r.quarantined)
+        res.records_out += int(r.documents_rows)
+        res.quarantined += int(r.quarantine_rows)
         res.dropped += int(r.skipped)
         log.info("ingest %s: read=%d documents=%d quarantined=%d skipped=%d", r.source, r.records_read,
                  r.documents, r.quarantined, r.skipped)

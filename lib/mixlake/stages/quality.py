@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from mixlake.config import ConfigError, plain, source_configs
+from mixlake.config import declares_sources, plain, source_configs
 from mixlake.delta import read_table, replace_table, table_path, table_version
 from mixlake.quality.rules import QualityConfig, apply_rules, quality_config
 from mixlake.quality.signals import quality_signals
@@ -23,10 +23,10 @@ log = logging.getLogger(__name__)
 def stage_config(cfg: DictConfig) -> QualityConfig:
     qc = quality_config(plain(cfg.get("quality")))
     if qc.apply_to is None:
-        try:
-            sources = source_configs(cfg)
-        except ConfigError:
+        if not declares_sources(cfg):
+            log.info("quality: no sources declared: the rules apply to every source in the documents table")
             return qc
+        sources = source_configs(cfg)
         if not all(s.quality for s in sources):
             qc = replace(qc, apply_to=[s.name for s in sources if s.quality])
     return qc
@@ -50,17 +50,24 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
               .agg(F.count(F.lit(1)).alias("dropped"), F.min("doc_id").alias("example_doc_id"))
               .orderBy("source", "rule"))
     replace_table(counts, table_path(cfg.lake, "quality_counts"))
-    per_source = q.groupBy("source").agg(F.count(F.lit(1)).alias("n"),
-                                         F.sum(F.col("keep").cast("int")).alias("kept")).orderBy("source").collect()
+    # counted on the tables as written: documents read, quality rows, kept rows, dropped rows — none derived
+    kept_t = spark.read.format("delta").load(table_path(cfg.lake, "quality_kept"))
+    n_in = docs.count()
+    tagged_n = q.groupBy("source").agg(F.count(F.lit(1)).alias("n"),
+                                       F.sum((~F.col("keep")).cast("int")).alias("dropped"))
+    per_source = (tagged_n.join(kept_t.groupBy("source").agg(F.count(F.lit(1)).alias("kept")), "source", "left")
+                  .fillna(0, ["kept", "dropped"]).orderBy("source").collect())
     rule_counts = spark.read.format("delta").load(table_path(cfg.lake, "quality_counts")).collect()
-    res = StageResult("quality", outputs={"quality": table_version(spark, qpath)})
+    res = StageResult("quality", records_in=n_in, outputs={"quality": table_version(spark, qpath)})
     for r in per_source:
-        res.records_in += int(r.n)
         res.records_out += int(r.kept)
-        log.info("quality %s: in=%d kept=%d", r.source, r.n, r.kept)
-    res.dropped = res.records_in - res.records_out
+        res.dropped += int(r.dropped)
+        log.info("quality %s: in=%d kept=%d dropped=%d", r.source, r.n, r.kept, r.dropped)
+    if sum(int(r.n) for r in per_source) != n_in:
+        raise AssertionError(f"quality: {n_in} documents read but {sum(int(r.n) for r in per_source)} quality rows")
     res.details = {"per_rule": [r.asDict() for r in rule_counts],
-                   "per_source": {r.source: {"in": int(r.n), "kept": int(r.kept)} for r in per_source}}
+                   "per_source": {r.source: {"in": int(r.n), "kept": int(r.kept), "dropped": int(r.dropped)}
+                                  for r in per_source}}
     for r in rule_counts:
         log.info("quality rule %s/%s dropped %d (e.g. %s)", r.source, r.rule, r.dropped, r.example_doc_id)
     res.check()

@@ -42,8 +42,8 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
 def _run(spark: SparkSession, cfg: DictConfig, sc: SpansConfig, source: str, docs: DataFrame,
          tmp: str) -> StageResult:
     rep = repeated_spans(span_occurrences(docs, sc), sc)
-    rep.write.mode("overwrite").parquet(tmp)  # materialised once: feeds both outputs
-    rep = spark.read.parquet(tmp)
+    rep.write.mode("overwrite").parquet(f"{tmp}/repeated")  # materialised once: feeds both outputs
+    rep = spark.read.parquet(f"{tmp}/repeated")
     first = rep.filter(~F.col("remove")) if sc.keep == "first" else rep
     example = (first.withColumn("_r", F.row_number().over(Window.partitionBy("span_hash").orderBy("doc_id", "start")))
         .filter("_r = 1").join(docs.select("doc_id", "text"), "doc_id")
@@ -53,17 +53,24 @@ def _run(spark: SparkSession, cfg: DictConfig, sc: SpansConfig, source: str, doc
                                           F.sum(F.col("remove").cast("int")).alias("removed"))
              .join(example, "span_hash").orderBy(F.desc("count"), "span_hash"))
     replace_table(spans, table_path(cfg.lake, "spans"))
-    cleaned = remove_spans(docs, rep.filter("remove").select("doc_id", "start", "end"))
+    cleaned_path = f"{tmp}/cleaned"
+    remove_spans(docs, rep.filter("remove").select("doc_id", "start", "end")).write.parquet(cleaned_path)
+    cleaned = spark.read.parquet(cleaned_path)
     out_path = table_path(cfg.lake, "documents_clean")
-    replace_table(cleaned.filter(F.length(F.trim("text")) > 0), out_path, partition_by=["source"])
+    is_empty = F.length(F.trim("text")) == 0
+    replace_table(cleaned.filter(~is_empty), out_path, partition_by=["source"])
+    # counted on what was read and written, none derived: input rows, emptied rows, rows of documents_clean
     n_in = docs.count()
+    n_emptied = cleaned.filter(is_empty).count()
     stats = (spark.read.format("delta").load(out_path)
              .agg(F.count(F.lit(1)).alias("n"), F.sum("removed_chars").alias("chars")).first())
     written = spark.read.format("delta").load(table_path(cfg.lake, "spans"))
     for r in written.limit(5).collect():
         log.info("spans: %d x (%d docs, %d words): %s", r["count"], r.n_docs, r.n_words, r.text[:100])
     n_out = int(stats.n)
-    return StageResult("spans", records_in=n_in, records_out=n_out, dropped=n_in - n_out,
-                       outputs={"documents_clean": table_version(spark, out_path)},
-                       details={"input_table": source, "removed_chars": int(stats.chars or 0),
-                                "repeated_spans": written.count()})
+    res = StageResult("spans", records_in=n_in, records_out=n_out, dropped=n_emptied,
+                      outputs={"documents_clean": table_version(spark, out_path)},
+                      details={"input_table": source, "removed_chars": int(stats.chars or 0),
+                               "repeated_spans": written.count(), "dropped_reason": "empty after span removal"})
+    res.check()
+    return res

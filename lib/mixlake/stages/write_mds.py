@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 
 from mixlake.config import ConfigError, plain, s3_config, to_dataclass
 from mixlake.delta import lake_root, read_table, replace_table, table_exists, table_path, table_version
-from mixlake.mds.write import MDSConfig, write_streams
+from mixlake.mds.write import MDSConfig, selection_counts, write_streams
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
 from mixlake.stages.tokens import tokenizer_config
@@ -50,22 +50,34 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
     docs = read_table(spark, cfg.lake, source)
     root = mds_root(cfg, m)
     t0 = time.time()
-    manifest = write_streams(docs, m, tok, root, plan_fractions(spark, cfg, m), s3_config(cfg))
+    fractions = plan_fractions(spark, cfg, m)
+    manifest = write_streams(docs, m, tok, root, fractions, s3_config(cfg))
     seconds = time.time() - t0
     if not manifest:
         raise ConfigError("write_mds wrote nothing")
     path = table_path(cfg.lake, "mds_manifest")
     replace_table(spark.createDataFrame(manifest, "source string, part int, samples bigint, docs bigint, "
                                         "tokens bigint, shards int"), path)
+    # counted where rows are produced: documents read (Spark), documents the writer tasks wrote (their own
+    # counters, in the manifest), documents the plan did not select (Spark, on the selection column)
     n_docs = docs.count()
     written = sum(r["docs"] for r in manifest)
     samples = sum(r["samples"] for r in manifest)
+    chosen = selection_counts(docs, m, fractions)
+    not_selected = sum(no for _, no in chosen.values())
+    skipped_sources = sorted(set(chosen) - {r["source"] for r in manifest})  # mds.empty_source=skip
+    skipped_docs = sum(chosen[s][0] for s in skipped_sources)
     log.info("write_mds: %d documents → %d samples in %d parts under %s (%.1fs)", written, samples, len(manifest),
              root, seconds)
-    return StageResult("write_mds", records_in=n_docs, records_out=written, dropped=n_docs - written,
-                       outputs={"mds_manifest": table_version(spark, path)},
-                       details={"root": root, "format": m.format, "samples": samples, "seconds": seconds,
-                                "dropped_reason": "not selected by the mixture plan (epochs < 1)"})
+    res = StageResult("write_mds", records_in=n_docs, records_out=written, dropped=not_selected + skipped_docs,
+                      outputs={"mds_manifest": table_version(spark, path)},
+                      details={"input_table": source, "root": root, "format": m.format, "samples": samples,
+                               "seconds": seconds,
+                               "dropped": {"not selected by the mixture plan (epochs < 1)": not_selected,
+                                           "source produced no samples (mds.empty_source=skip)": skipped_docs},
+                               "skipped_sources": skipped_sources})
+    res.check()
+    return res
 
 
 def run_verify(spark: SparkSession, cfg: DictConfig) -> StageResult:
