@@ -49,5 +49,6 @@ setup(
     package_data={"mixlake.conf": ["*.yaml", "*/*.yaml"]},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
+    entry_points={"console_scripts": ["mixlake=mixlake.cli:command"]},
     extras_require=EXTRAS,
 )

@@ -29,12 +29,13 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from mixlake.cli import load_config
 from mixlake.config import SparkConfig
+from mixlake.config import compose as load_config
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate, minhash_signatures, params
 from mixlake.dedup.evaluate import load_gold, score_clusters
 from mixlake.delta import table_path
+from mixlake.pipeline import prepare_sources
 from mixlake.spark import get_spark
 from mixlake.stages import ingest
 
@@ -52,6 +53,7 @@ def corpus(spark: SparkSession, n_docs: int, seed: int = 1234) -> tuple[DataFram
     path = table_path(lake, "documents")
     if not os.path.exists(f"{path}/_delta_log"):
         t = time.time()
+        prepare_sources(cfg)
         ingest.run(spark, cfg)
         print(f"  corpus {n_docs:,}: generated + ingested in {time.time() - t:.0f}s")
     return spark.read.format("delta").load(path), cfg
@@ -208,18 +210,31 @@ def mixlake_end_to_end(spark: SparkSession, docs: DataFrame, cfg: DedupConfig, t
     shutil.rmtree(tmp, ignore_errors=True)
     spark.sparkContext.setCheckpointDir(f"{tmp}/checkpoints")
 
+    phases: dict[str, float] = {}
+    last = [time.perf_counter()]
+
     def persist(df: DataFrame, name: str) -> DataFrame:
+        # each persisted intermediate closes a phase: signatures, candidate rounds, components
         df.write.mode("overwrite").parquet(f"{tmp}/{name}")
+        now = time.perf_counter()
+        phases[name] = round(now - last[0], 2)
+        last[0] = now
         return spark.read.parquet(f"{tmp}/{name}")
 
     t = time.perf_counter()
+    last[0] = t
     res = deduplicate(docs, cfg, {}, persist=persist)
     res.duplicates.write.mode("overwrite").parquet(f"{tmp}/duplicates")
+    now = time.perf_counter()
+    phases["keep rule + duplicates write"] = round(now - last[0], 2)
     res.deduped.write.format("noop").mode("overwrite").save()
+    phases["deduped (noop write)"] = round(time.perf_counter() - now, 2)
     seconds = time.perf_counter() - t
+    print("    phases: " + ", ".join(f"{k} {v:.1f}s" for k, v in phases.items()))
     dups = spark.read.parquet(f"{tmp}/duplicates")
     removed = dups.filter(~F.col("is_representative")).count()
-    return {"seconds": seconds, "removed": removed, "duplicates": dups}
+    return {"seconds": seconds, "removed": removed, "duplicates": dups, "phases": phases,
+            "components_rounds": res.components_rounds}
 
 
 def _clusters_frame(spark: SparkSession, pairs: list[tuple[str, str]]) -> Any:
@@ -288,7 +303,8 @@ def main() -> int:
         n_docs = docs.count()
         mix = mixlake_end_to_end(spark, docs, DedupConfig(), f"e2e-{n}")
         row: dict[str, Any] = {"documents": n_docs, "mb": _text_mb(docs), "mixlake_seconds": mix["seconds"],
-                               "mixlake_removed": mix["removed"]}
+                               "mixlake_removed": mix["removed"], "mixlake_phases": mix["phases"],
+                               "components_rounds": mix["components_rounds"]}
         print(f"  {n_docs:,} docs: mixlake {mix['seconds']:.0f}s")
         if args.skip_mllib_at and n >= args.skip_mllib_at:
             row["mllib_seconds"] = None

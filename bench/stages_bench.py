@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 
 from mixlake.config import SparkConfig
 from mixlake.mds.write import MDSConfig, write_streams
-from mixlake.quality.rules import apply_rules, quality_config
+from mixlake.quality.rules import apply_rules
 from mixlake.quality.signals import quality_signals
 from mixlake.spans.spans import SpansConfig, remove_spans, repeated_spans, span_occurrences, split_sentences
 from mixlake.spark import get_spark
@@ -52,10 +52,9 @@ def main() -> int:
     n = docs.count()
     mb = float(docs.agg(F.sum(F.octet_length("text"))).first()[0]) / 1e6
     out: dict[str, Any] = {"documents": n, "mb": mb}
-    from mixlake.cli import load_config
-    from mixlake.config import plain
+    from mixlake.config import compose
 
-    qc = quality_config(plain(load_config([]).quality))
+    qc = compose([]).quality
     s = _noop(apply_rules(quality_signals(docs, qc.langid), qc))
     out["quality"] = {"seconds": s, "docs_per_s": n / s}
     print(f"quality stage          {n / s:10.0f} docs/s  ({s:.0f}s)")

@@ -38,17 +38,17 @@ def spark():
 
 
 def compose(*overrides: str):
-    from mixlake.cli import load_config
+    from mixlake.config import compose as compose_config
 
-    return load_config(list(overrides))
+    return compose_config(list(overrides))
 
 
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
-    from mixlake.sample.generate import ensure_sample, sample_config
+    from mixlake.sample.generate import ensure_sample
 
     d = tmp_path_factory.mktemp("sample")
-    ensure_sample(sample_config(compose(*SAMPLE_ARGS, f"sample.dir={d}")))
+    ensure_sample(compose(*SAMPLE_ARGS, f"sample.dir={d}").sample)
     return d
 
 

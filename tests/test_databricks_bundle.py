@@ -10,8 +10,8 @@ from typing import Any
 import yaml
 
 from conftest import REPO
-from mixlake.cli import load_config
 from mixlake.config import SparkConfig
+from mixlake.config import compose as load_config
 from mixlake.spark import BASE_CONF, get_spark
 from mixlake.stages import stage_validator
 

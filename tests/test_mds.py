@@ -175,14 +175,14 @@ def test_failed_first_attempt_leaves_no_orphans(tmp_path):
 
 
 def test_streams_yaml_points_at_written_streams(spark, sample_lake, tmp_path):
-    from mixlake.stages import mix, tokens, write_mds
+    from mixlake.stages import mix, tokens, verify_mds, write_mds
 
     base, _ = sample_lake
     cfg = sample_lake_cfg(base, "[ingest,tokens,mix,write_mds,verify_mds]", "mds.max_seq_len=256")
     tokens.run(spark, cfg)
     mix.run(spark, cfg)
     res = write_mds.run(spark, cfg)
-    write_mds.run_verify(spark, cfg)
+    verify_mds.run(spark, cfg)
     with open(f"{base.lake}/streams.yaml") as f:
         streams = yaml.safe_load(f)["train_loader"]["dataset"]["streams"]
     for name, s in streams.items():

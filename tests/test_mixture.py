@@ -154,9 +154,7 @@ def test_tokens_and_mix_stages(spark, sample_lake, tmp_path):
 
 
 def test_mix_budget_config_from_command_line():
-    from mixlake.stages.mix import mixture_config
-
-    m = mixture_config(compose("model.params=7e9", "mixture.max_epochs=8"))
+    m = compose("model.params=7e9", "mixture.max_epochs=8").mixture
     assert m.model_params == 7e9 and m.max_epochs == 8.0 and m.budget_tokens is None
-    m2 = mixture_config(compose("budget.flops=5.76e23", "sample.enabled=false"))
+    m2 = compose("budget.flops=5.76e23", "sample.enabled=false").mixture
     assert budget(m2)[0] == pytest.approx(69.3e9, rel=0.01)

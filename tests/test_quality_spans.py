@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from conftest import REALDATA, compose, sample_lake_cfg
 from mixlake.delta import table_path
 from mixlake.quality.langid import detect_languages
-from mixlake.quality.rules import apply_rules, quality_config
+from mixlake.quality.rules import apply_rules
 from mixlake.quality.signals import quality_signals
 from mixlake.sample.generate import BOILERPLATE_61
 from mixlake.spans.spans import SpansConfig, document_spans, split_sentences
@@ -52,12 +52,9 @@ PLANTED = {
 
 
 def _tag(spark, texts, **over):
-    from mixlake.config import plain
+    from dataclasses import replace
 
-    cfg = compose()
-    node = plain(cfg.quality)
-    node.update(over)
-    qc = quality_config(node)
+    qc = replace(compose().quality, **over)
     df = spark.createDataFrame([(f"d{i:03d}", "web", t) for i, t in enumerate(texts)],
                                "doc_id string, source string, text string")
     return {r.doc_id: r for r in apply_rules(quality_signals(df, qc.langid), qc).collect()}

@@ -61,11 +61,11 @@ def test_pipeline_on_s3_equals_local(s3_server, sample_dir, local_pipeline_lake,
     for path in sorted(sample_dir.rglob("*")):
         if path.is_file():
             client.upload_file(str(path), BUCKET, f"sample/{path.relative_to(sample_dir)}")
-    from mixlake.sample.generate import sample_sources
+    from dataclasses import asdict
 
-    sources = sample_sources(compose(*SAMPLE_ARGS, f"sample.dir=s3://{BUCKET}/sample"))
+    sources = compose(*SAMPLE_ARGS, f"sample.dir=s3://{BUCKET}/sample").sample.sources()
     overrides = [f"+sources.{name}.{k}={'null' if v is None else str(v).lower() if isinstance(v, bool) else v}"
-                 for name, src in sources.items() for k, v in src.items()]
+                 for name, src in sources.items() for k, v in asdict(src).items() if k != "name"]
     lake = f"s3a://{BUCKET}/lake"
     cache = tmp_path / "cache"
     cmd = [sys.executable, str(REPO / "jobs" / "pipeline.py"), f"lake={lake}", "sample.enabled=false", *overrides,

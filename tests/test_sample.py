@@ -4,7 +4,7 @@ import gzip
 import json
 
 from conftest import compose
-from mixlake.sample.generate import BOILERPLATE_61, generate_sample, sample_config
+from mixlake.sample.generate import BOILERPLATE_61, generate_sample
 from mixlake.text import normalize
 
 
@@ -15,12 +15,12 @@ def _files(d):
 def test_same_seed_same_bytes(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     for d in (a, b):
-        generate_sample(sample_config(compose("sample.scale=0.05", f"sample.dir={d}")))
+        generate_sample(compose("sample.scale=0.05", f"sample.dir={d}").sample)
     fa, fb = _files(a), _files(b)
     assert fa.keys() == fb.keys() and len(fa) > 8
     assert all(fa[k] == fb[k] for k in fa)
     c = tmp_path / "c"
-    generate_sample(sample_config(compose("sample.scale=0.05", "sample.seed=99", f"sample.dir={c}")))
+    generate_sample(compose("sample.scale=0.05", "sample.seed=99", f"sample.dir={c}").sample)
     assert _files(c)["wiki/part-00000.parquet"] != fa["wiki/part-00000.parquet"]
 
 

@@ -1,10 +1,16 @@
-"""Command-line entry shared by every ``jobs/<stage>.py`` and ``jobs/pipeline.py``.
+"""The ``mixlake`` command, and the entry shared by every ``jobs/<stage>.py`` and ``jobs/pipeline.py``.
 
-Configuration is composed with Hydra's Compose API from the ``mixlake.conf`` package (shipped inside the wheel), so
-it works the same under ``python``, ``spark-submit`` and Databricks ``spark_python_task`` parameters, never changes
-the working directory and writes no ``outputs/`` folder. Arguments are Hydra overrides (``key=value``,
-``+sources.NAME.path=...``); besides Hydra's grammar, ``spark.conf.<any.spark.key>=<value>`` sets a Spark property
-verbatim (dots in the key are kept). ``--cfg`` prints the composed config and exits; ``--help`` prints usage.
+    mixlake run [overrides]          the configured stages (the pipeline)
+    mixlake <stage> [overrides]      one stage (always runs)
+    mixlake stages                   the stages, one line each
+    mixlake [run|<stage>] --cfg      the composed config; no Spark
+    mixlake --help
+
+Configuration is composed once (:func:`mixlake.config.compose`, Hydra's Compose API over the ``mixlake.conf`` package
+shipped in the wheel), so it works the same under ``python``, ``spark-submit`` and Databricks ``spark_python_task``
+parameters, never changes the working directory and writes no ``outputs/`` folder. Arguments are Hydra overrides
+(``key=value``, ``+sources.NAME.path=...``); ``spark.conf.<any.spark.key>=<value>`` sets a Spark property verbatim.
+A config error exits with code 2 before any Spark session starts.
 """
 
 from __future__ import annotations
@@ -15,61 +21,32 @@ import sys
 import time
 from collections.abc import Sequence
 
-from hydra import compose, initialize_config_module
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf, open_dict
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import OmegaConf
 
-from mixlake.config import ConfigError, s3_config, spark_config
+from mixlake.config import ConfigError, compose
+from mixlake.stages import STAGE_DESCRIPTIONS, STAGE_MODULES
 
 log = logging.getLogger("mixlake")
 
-USAGE = """usage: python jobs/{job}.py [key=value ...] [--cfg] [--help]
-
-Hydra overrides, for example:
+COMMON = """Common overrides:
   lake=/data/lake                         where Delta tables (and MDS, report) go
   +sources.web.path='/data/web/*.jsonl.gz' +sources.web.format=jsonl
-  sample.enabled=false                    do not use the built-in sample corpus
-  stages=[ingest]                         (pipeline.py) which stages to run, in order
+  sample.enabled=false                    do not use the built-in sample corpus (sample.scale=20: a bigger one)
+  stages=[ingest,quality,dedup]           (run) which stages, in order; force=true reruns finished ones
+  model.params=7e9 | budget.tokens=1e12   how much data the mixture plans
+  dedup.threshold=0.8 quality=[gopher,c4] mds.format=text
   spark.master=local[4]  spark.conf.spark.sql.shuffle.partitions=64
 """
 
+USAGE = """usage: mixlake run [key=value ...] [--cfg]      the pipeline (the configured stages)
+       mixlake <stage> [key=value ...] [--cfg]  one stage; `mixlake stages` lists them
+       mixlake --help
 
-def split_spark_conf(overrides: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """Take ``spark.conf.<key>=<value>`` overrides out (their keys contain dots Hydra would nest)."""
-    rest, conf = [], {}
-    for o in overrides:
-        key = o.lstrip("+~")
-        if key.startswith("spark.conf.") and "=" in key:
-            k, v = key[len("spark.conf."):].split("=", 1)
-            conf[k] = v
-        elif key.startswith("spark.master=") and not key.endswith(("'", '"')):
-            # local[4] is not valid Hydra grammar unquoted; accept it as users write it for spark-submit.
-            rest.append(o.split("=", 1)[0] + "='" + key.split("=", 1)[1] + "'")
-        else:
-            rest.append(o)
-    return rest, conf
+""" + COMMON
 
+JOB_USAGE = """usage: python jobs/{job}.py [key=value ...] [--cfg] [--help]
 
-def load_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
-    """Compose the config; raise :class:`ConfigError` naming the key on any problem."""
-    rest, spark_conf = split_spark_conf(overrides)
-    try:
-        with initialize_config_module(config_module="mixlake.conf", version_base=None):
-            cfg = compose(config_name=config_name, overrides=list(rest))
-    except (HydraException, OmegaConfBaseException) as e:
-        raise ConfigError(str(e).strip()) from e
-    with open_dict(cfg):
-        for k, v in spark_conf.items():
-            cfg.spark.conf[k] = v
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        raise ConfigError(f"missing required config value '{missing[0]}'")
-    try:
-        OmegaConf.resolve(cfg)
-    except OmegaConfBaseException as e:
-        raise ConfigError(str(e).strip()) from e
-    return cfg
+""" + COMMON
 
 
 def _setup_logging() -> None:
@@ -79,22 +56,28 @@ def _setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def stages_listing() -> str:
+    return "\n".join(f"  {name:<11} {STAGE_DESCRIPTIONS[name]}" for name in STAGE_MODULES)
+
+
 def main(job: str, argv: Sequence[str] | None = None) -> int:
     """Run one stage (``job`` = its name) or the pipeline (``job='pipeline'``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if "--help" in argv or "-h" in argv:
-        print(USAGE.format(job=job))
+        print(JOB_USAGE.format(job=job) if job != "command" else USAGE)
         return 0
     print_cfg = "--cfg" in argv
     argv = [a for a in argv if a not in ("--cfg", "job")]
     _setup_logging()
     try:
-        cfg = load_config(argv)
         if print_cfg:
-            print(OmegaConf.to_yaml(cfg))
+            print(OmegaConf.to_yaml(OmegaConf.structured(compose(argv))))
             return 0
-        spark_cfg = spark_config(cfg)
-        s3 = s3_config(cfg)
+        cfg = compose(argv)
+        if job != "pipeline":
+            from mixlake.stages import stage_runner
+
+            stage_runner(job)  # an unknown stage name fails before Spark starts
     except ConfigError as e:
         print(f"mixlake: config error: {e}", file=sys.stderr)
         return 2
@@ -102,7 +85,7 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     from mixlake.spark import get_spark
 
     t0 = time.time()
-    spark = get_spark(spark_cfg, s3)
+    spark = get_spark(cfg.spark, cfg.s3)
     import mixlake
 
     log.info("mixlake %s from %s on %s", mixlake.__version__, os.path.dirname(mixlake.__file__),
@@ -114,3 +97,30 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
         return 2
     log.info("done in %.1fs", time.time() - t0)
     return 0
+
+
+def command(argv: Sequence[str] | None = None) -> int:
+    """The ``mixlake`` console command (setup.py entry point)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("--help", "-h", "help"):
+        print(USAGE)
+        return 0
+    sub, rest = argv[0], argv[1:]
+    if sub == "stages":
+        print(stages_listing())
+        return 0
+    if sub == "run":
+        return main("pipeline", rest)
+    if sub in STAGE_MODULES:
+        return main(sub, rest)
+    if sub == "--cfg" or "=" in sub:  # `mixlake --cfg`, `mixlake lake=/x --cfg`: the pipeline's config
+        return main("pipeline", argv)
+    print(f"mixlake: unknown command {sub!r}\n\n{USAGE}\nstages:\n{stages_listing()}", file=sys.stderr)
+    return 2
+
+
+__all__ = ["command", "main"]
+
+
+if __name__ == "__main__":
+    raise SystemExit(command())

@@ -1,38 +1,53 @@
-"""Typed configuration: dataclasses mirrored by the Hydra groups in ``conf/``.
+"""Typed configuration, composed and validated once.
 
-Hydra composes a ``DictConfig``; every stage turns its part into one of these dataclasses with :func:`to_dataclass`,
-which fails fast with a :class:`ConfigError` naming the full key (``sources.web.format``) on an unknown key, a
-missing required value (``???``) or a value of the wrong type. Library code only ever sees the dataclasses (plain
-Python objects, safe to capture in UDF closures), never a ``DictConfig``.
+Every group in ``conf/`` is backed by a dataclass; the root :class:`MixlakeConfig` types the whole tree and is
+registered in Hydra's ``ConfigStore`` as ``mixlake_schema``, the first entry of ``conf/config.yaml``'s defaults list
+(the YAML files stay the defaults users read and override). :func:`compose` runs Hydra's Compose API, so a wrong type
+(``dedup.bands=abc``), an unknown key or a missing required value fails at compose time with the key in the message,
+before any Spark session starts; then it returns the config as plain dataclasses (``OmegaConf.to_object``), each
+section's ``__post_init__`` having checked its values. Stages receive that object; library code under
+``lib/mixlake/<stage>/`` receives its section — never a ``DictConfig``.
+
+Compose time also settles what used to be re-derived per stage: the sample's sources join ``sources`` when
+``sample.enabled``; the sample's demo budget applies when no budget is set; ``mds.root`` defaults to
+``${lake}/mds``; ``spark.s3`` is decided from the configured paths; the mixture plan's budget fields come from
+``model``, ``budget``, ``tokens_per_param`` and ``ladder``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
+import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import OmegaConf
 
+from mixlake.dedup.config import DedupConfig
+from mixlake.errors import ConfigError
+from mixlake.mds.write import MDSConfig
+from mixlake.mixture.plan import MixtureConfig
+from mixlake.quality.rules import QualityConfig
+from mixlake.spans.spans import SpansConfig
 from mixlake.storage import S3Config, is_s3
+from mixlake.tokens.tokenizer import TokenizerConfig
 
+__all__ = ["ConfigError", "MixlakeConfig", "compose", "split_spark_conf"]
 
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or invalid; the message names the key."""
-
+log = logging.getLogger(__name__)
 
 SOURCE_FORMATS = ("jsonl", "parquet", "text", "warc", "wet")
 
 
-@dataclass(frozen=True)
+@dataclass
 class SourceConfig:
     """One input source (``sources.<name>``)."""
 
-    name: str
-    path: str
-    format: str
+    path: str  # a glob (local, dbfs:/, /Volumes/..., s3://)
+    format: str  # jsonl | parquet | text | warc | wet
+    name: str = ""  # filled from the key sources.<name>
     text_field: str = "text"
     id_field: str | None = "id"
     url_field: str | None = "url"
@@ -49,7 +64,7 @@ class SourceConfig:
     quality: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass
 class IngestConfig:
     """``ingest`` group: how raw files become the ``documents`` and ``quarantine`` tables."""
 
@@ -59,7 +74,7 @@ class IngestConfig:
     parquet_rows_per_task: int = 100_000  # parquet files are split by row groups into tasks of about this many rows
 
 
-@dataclass(frozen=True)
+@dataclass
 class SparkConfig:
     """``spark`` group: the session factory's settings (ignored where a session already exists)."""
 
@@ -76,126 +91,262 @@ class SparkConfig:
     conf: dict[str, str] = field(default_factory=dict)
 
 
-def _type_ok(value: Any, tp: Any) -> bool:
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return True
-    if origin in (typing.Union, types.UnionType):
-        return any(_type_ok(value, a) for a in typing.get_args(tp))
-    if tp is type(None):
-        return value is None
-    if origin is list:
-        (item,) = typing.get_args(tp) or (Any,)
-        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
-    if origin is dict:
-        return isinstance(value, dict)
-    if tp is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if tp is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(tp, type):
-        return isinstance(value, tp)
-    return True
+
+@dataclass
+class SampleConfig:
+    """``sample`` group. Document counts are multiplied by ``scale``."""
+
+    enabled: bool = True
+    seed: int = 1234
+    dir: str = "./lake/sample"
+    scale: float = 1.0
+    web_docs: int = 3000
+    web_shards: int = 4
+    wiki_docs: int = 600
+    code_docs: int = 300
+    books_docs: int = 24
+    crawl_pages: int = 120
+    vocab_size: int = 20000
+    exact_dup_fraction: float = 0.05
+    near_dup_pairs: int = 240
+    boilerplate_docs: int = 300
+    low_quality_fraction: float = 0.04
+    bad_records: int = 12
+    budget_tokens: float = 5.0e6  # the mix stage plans this when no budget is configured
+
+    def sources(self) -> dict[str, SourceConfig]:
+        """The sources the sample provides (added to ``sources`` at compose time when ``enabled``)."""
+        d = self.dir.rstrip("/")
+        return {
+            "web": SourceConfig(path=f"{d}/web/*.jsonl.gz", format="jsonl", priority=50, name="web"),
+            "wiki": SourceConfig(path=f"{d}/wiki/*.parquet", format="parquet", priority=10, name="wiki"),
+            "code": SourceConfig(path=f"{d}/code/*.jsonl.zst", format="jsonl", priority=20, quality=False,
+                                 name="code"),
+            "books": SourceConfig(path=f"{d}/books/*.txt", format="text", id_field=None, url_field=None,
+                                  priority=30, name="books"),
+            "crawl": SourceConfig(path=f"{d}/crawl/*.warc.gz", format="warc", priority=60, name="crawl"),
+        }
+
+@dataclass
+class EvalConfig:
+    """``eval`` group: scoring dedup against a gold file (``eval_dedup``)."""
+
+    gold: str | None = None  # null: the sample's ground_truth.json when sample.enabled
+    threshold: float | None = None  # null: dedup.threshold
+    max_cluster_size: int = 200  # larger predicted clusters are scored by member-representative pairs
 
 
-def plain(node: Any) -> Any:
-    """A ``DictConfig``/``ListConfig`` (or anything) as plain Python containers, interpolations resolved."""
-    if isinstance(node, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(node, resolve=True, throw_on_missing=False)
-    return node
+@dataclass
+class TokensConfig:
+    """``tokens`` group."""
+
+    input_table: str = "auto"
 
 
-def to_dataclass(cls: type, node: Any, key: str, **extra: Any) -> Any:
-    """Build dataclass ``cls`` from config ``node`` found at ``key``; fail naming the key on any problem."""
-    if node is None:
-        node = {}
-    if isinstance(node, DictConfig):
+@dataclass
+class StorageConfig:
+    """``storage`` group."""
+
+    s3: S3Config = field(default_factory=S3Config)
+
+
+@dataclass
+class ModelConfig:
+    params: float | None = None  # N, e.g. 7e9
+
+
+@dataclass
+class BudgetConfig:
+    flops: float | None = None  # C
+    tokens: float | None = None  # D
+
+
+@dataclass
+class DebugConfig:
+    fail_stage: str | None = None  # testing: make this stage fail (crash/resume tests)
+
+
+@dataclass
+class MixlakeConfig:
+    """The root: ``conf/config.yaml`` and its groups."""
+
+    lake: str = "./lake"
+    stages: list[str] = field(default_factory=list)
+    force: bool = False
+    debug: DebugConfig = field(default_factory=DebugConfig)
+    # name -> SourceConfig; typed per entry at compose time (a new entry is added with +sources.NAME.path=...)
+    sources: dict[str, Any] = field(default_factory=dict)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    tokens_per_param: float = 20.0
+    ladder: list[float] = field(default_factory=list)
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    sample: SampleConfig = field(default_factory=SampleConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    spans: SpansConfig = field(default_factory=SpansConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    tokens: TokensConfig = field(default_factory=TokensConfig)
+    mixture: MixtureConfig = field(default_factory=MixtureConfig)
+    mds: MDSConfig = field(default_factory=MDSConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+
+    @property
+    def s3(self) -> S3Config:
+        return self.storage.s3
+
+    def source_list(self) -> list[SourceConfig]:
+        """The declared sources sorted by name; an error naming the fix when there are none."""
+        if not self.sources:
+            raise ConfigError("no sources: declare one with +sources.NAME.path=... +sources.NAME.format=... "
+                              "or enable the built-in sample (sample.enabled=true)")
+        return [self.sources[k] for k in sorted(self.sources)]
+
+    def uses_s3(self) -> bool:
+        """Whether the lake, the MDS root or any declared source lives on S3."""
+        return any(is_s3(p) for p in [self.lake, self.mds.root or "", *(s.path for s in self.sources.values())])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _register_schema() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name="mixlake_schema", node=MixlakeConfig)
+
+
+def split_spark_conf(overrides: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Take ``spark.conf.<key>=<value>`` overrides out (their keys contain dots Hydra would nest)."""
+    rest, conf = [], {}
+    for o in overrides:
+        key = o.lstrip("+~")
+        if key.startswith("spark.conf.") and "=" in key:
+            k, v = key[len("spark.conf."):].split("=", 1)
+            conf[k] = v
+        elif key.startswith("spark.master=") and not key.endswith(("'", '"')):
+            # local[4] is not valid Hydra grammar unquoted; accept it as users write it for spark-submit.
+            rest.append(o.split("=", 1)[0] + "='" + key.split("=", 1)[1] + "'")
+        else:
+            rest.append(o)
+    return rest, conf
+
+
+def _error(e: Exception) -> ConfigError:
+    key = getattr(e, "full_key", None)
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return ConfigError(f"config key '{key}': {msg}" if key else msg)
+
+
+def compose_dictconfig(overrides: Sequence[str] = (), config_name: str = "config") -> Any:
+    """Hydra composition only (typed, interpolations resolved): the ``DictConfig`` ``--cfg`` prints."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.errors import HydraException
+    from omegaconf import open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    rest, spark_conf = split_spark_conf(overrides)
+    _register_schema()
+    try:
+        with initialize_config_module(config_module="mixlake.conf", version_base=None):
+            cfg = hydra_compose(config_name=config_name, overrides=list(rest))
+        with open_dict(cfg):
+            for k, v in spark_conf.items():
+                cfg.spark.conf[k] = v
+        missing = sorted(OmegaConf.missing_keys(cfg))
+        if missing:
+            raise ConfigError(f"missing required config value '{missing[0]}'")
+        OmegaConf.resolve(cfg)
+    except HydraException as e:
+        raise _error(e.__cause__ if isinstance(e.__cause__, OmegaConfBaseException) else e) from e
+    except OmegaConfBaseException as e:
+        raise _error(e) from e
+    return cfg
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "config") -> MixlakeConfig:
+    """Compose, validate and finalise the configuration (see the module docstring); :class:`ConfigError` naming the
+    key on any problem."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    dc = compose_dictconfig(overrides, config_name)
+    _check_unknown_keys(dc, "")
+    try:
+        cfg = OmegaConf.to_object(dc)
+    except OmegaConfBaseException as e:
+        raise _error(e) from e
+    assert isinstance(cfg, MixlakeConfig)
+    cfg.sources = {str(name): _source(str(name), node) for name, node in dc.sources.items()}
+    return finalize(cfg)
+
+
+def _source(name: str, node: Any) -> SourceConfig:
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not OmegaConf.is_dict(node):
+        raise ConfigError(f"config key 'sources.{name}' must be a mapping (path, format, ...)")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SourceConfig), node)
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise ConfigError(f"missing required config value 'sources.{name}.{missing[0]}'")
+        src = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or getattr(e, "key", None)
+        raise ConfigError(f"config key 'sources.{name}.{key}': {str(e).strip().splitlines()[0]}" if key else
+                          f"config key 'sources.{name}': {str(e).strip().splitlines()[0]}") from e
+    assert isinstance(src, SourceConfig)
+    return src
+
+
+def _check_unknown_keys(node: Any, path: str) -> None:
+    """A key Hydra's ``+`` added under a typed section is an error too (``+storage.s3.regon=x``)."""
+    tp = OmegaConf.get_type(node)
+    if dataclasses.is_dataclass(tp):
+        known = {f.name for f in dataclasses.fields(tp)}
         for k in node:
-            if OmegaConf.is_missing(node, k):
-                raise ConfigError(f"missing required config value '{key}.{k}'")
-    values = plain(node)
-    if not isinstance(values, dict):
-        raise ConfigError(f"config key '{key}' must be a mapping, got {type(values).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise ConfigError(
-            f"unknown config key '{key}.{unknown[0]}' (allowed under '{key}': {', '.join(sorted(names - set(extra)))})"
-        )
-    kwargs: dict[str, Any] = dict(extra)
-    for f in dataclasses.fields(cls):
-        if f.name in extra:
-            continue
-        if f.name not in values:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise ConfigError(f"missing required config value '{key}.{f.name}'")
-            continue
-        v = values[f.name]
-        tp = hints[f.name]
-        wants_float = tp is float or float in typing.get_args(tp)
-        if wants_float and isinstance(v, int) and not isinstance(v, bool):
-            v = float(v)
-        if typing.get_origin(tp) is dict and isinstance(v, dict):
-            val_t = (typing.get_args(tp) or (Any, Any))[1]
-            if val_t is float:
-                v = {k: float(x) if isinstance(x, int) and not isinstance(x, bool) else x for k, x in v.items()}
-        if not _type_ok(v, tp):
-            raise ConfigError(f"config key '{key}.{f.name}' has value {v!r}, expected {tp}")
-        kwargs[f.name] = v
-    return cls(**kwargs)
+            if k not in known:
+                raise ConfigError(f"unknown config key '{path}{k}' (allowed under '{path.rstrip('.') or 'the root'}': "
+                                  f"{', '.join(sorted(known))})")
+    if OmegaConf.is_dict(node):
+        for k in node:
+            child = node._get_node(k)
+            if OmegaConf.is_config(child):
+                _check_unknown_keys(child, f"{path}{k}.")
 
 
-def source_configs(cfg: DictConfig) -> list[SourceConfig]:
-    """All declared sources (``sources.*`` plus the built-in sample's when ``sample.enabled``), validated."""
-    from mixlake.sample.generate import sample_sources  # local import: sample depends on config
-
-    declared: dict[str, Any] = {}
-    if cfg.get("sample") is not None and cfg.sample.get("enabled", False):
-        declared.update(sample_sources(cfg))
-    for name, node in (cfg.get("sources") or {}).items():
-        if name in declared:
-            raise ConfigError(f"source name 'sources.{name}' collides with a built-in sample source; rename it")
-        declared[str(name)] = node
-    out = []
-    for name, node in declared.items():
-        sc = to_dataclass(SourceConfig, node, f"sources.{name}", name=name)
-        if sc.format not in SOURCE_FORMATS:
-            raise ConfigError(
-                f"config key 'sources.{name}.format' has unknown format {sc.format!r}; "
-                f"expected one of {', '.join(SOURCE_FORMATS)}"
-            )
-        if sc.html_extractor not in ("resiliparse", "trafilatura"):
+def finalize(cfg: MixlakeConfig) -> MixlakeConfig:
+    """What depends on several sections, settled once (see the module docstring)."""
+    for name, src in cfg.sources.items():
+        src.name = str(name)
+        if src.format not in SOURCE_FORMATS:
+            raise ConfigError(f"config key 'sources.{name}.format' has unknown format {src.format!r}; "
+                              f"expected one of {', '.join(SOURCE_FORMATS)}")
+        if src.html_extractor not in ("resiliparse", "trafilatura"):
             raise ConfigError(f"config key 'sources.{name}.html_extractor' must be resiliparse or trafilatura")
-        out.append(sc)
-    if not out:
-        raise ConfigError("no sources: declare one with +sources.NAME.path=... +sources.NAME.format=... "
-                          "or enable the built-in sample (sample.enabled=true)")
-    return sorted(out, key=lambda s: s.name)
+    if cfg.sample.enabled:
+        for name, src in cfg.sample.sources().items():
+            if name in cfg.sources:
+                raise ConfigError(f"source name 'sources.{name}' collides with a built-in sample source; rename it "
+                                  "or set sample.enabled=false")
+            cfg.sources[name] = src
+    if cfg.mds.root is None:
+        cfg.mds.root = f"{_lake_root(cfg.lake)}/mds"
+    if cfg.spark.s3 is None:
+        cfg.spark.s3 = cfg.uses_s3()
+    budget_tokens = cfg.budget.tokens
+    if cfg.model.params is None and cfg.budget.flops is None and budget_tokens is None and cfg.sample.enabled:
+        budget_tokens = cfg.sample.budget_tokens * cfg.sample.scale  # the sample's demo budget
+    cfg.mixture = dataclasses.replace(
+        cfg.mixture, model_params=cfg.model.params, budget_flops=cfg.budget.flops, budget_tokens=budget_tokens,
+        tokens_per_param=cfg.tokens_per_param, ladder=list(cfg.ladder))
+    return cfg
 
 
-def declares_sources(cfg: DictConfig) -> bool:
-    """Whether any source is declared (``sources.*`` or the enabled sample)."""
-    sample_on = cfg.get("sample") is not None and bool(cfg.sample.get("enabled", False))
-    return sample_on or bool(cfg.get("sources"))
-
-
-def s3_config(cfg: DictConfig) -> S3Config:
-    """``storage.s3`` as a typed config."""
-    node = cfg.get("storage")
-    return to_dataclass(S3Config, plain(node.get("s3")) if node is not None else {}, "storage.s3")
-
-
-def uses_s3(cfg: DictConfig) -> bool:
-    """Whether the lake, the MDS root or any declared source lives on S3."""
-    paths = [str(cfg.get("lake") or ""), str((cfg.get("mds") or {}).get("root") or "")]
-    paths += [str((v or {}).get("path") or "") for v in (plain(cfg.get("sources")) or {}).values()]
-    return any(is_s3(p) for p in paths)
-
-
-def spark_config(cfg: DictConfig) -> SparkConfig:
-    """``spark`` as a typed config, with ``spark.s3: null`` decided from the configured paths."""
-    sc = to_dataclass(SparkConfig, cfg.spark, "spark")
-    if sc.s3 is None:
-        sc = dataclasses.replace(sc, s3=uses_s3(cfg))
-    return sc
+def _lake_root(lake: str) -> str:
+    if "://" not in lake and not lake.startswith("dbfs:"):
+        lake = os.path.abspath(lake)
+    return lake.rstrip("/")

@@ -11,6 +11,7 @@ everything. A crash mid-pipeline is recovered by running again: finished stages 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -20,11 +21,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
 from pyspark.sql import SparkSession
 
-from mixlake.config import ConfigError, plain
+from mixlake.config import MixlakeConfig
 from mixlake.delta import table_exists, table_path, table_version
+from mixlake.errors import ConfigError
 from mixlake.stages import stage_runner, stage_validator
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
@@ -46,6 +47,19 @@ CONFIG_KEYS: dict[str, list[str]] = {
 ALWAYS_RUN = {"report", "sample"}
 
 
+def _plain(x: Any) -> Any:
+    return dataclasses.asdict(x) if dataclasses.is_dataclass(x) and not isinstance(x, type) else x
+
+
+def prepare_sources(cfg: MixlakeConfig) -> None:
+    """Sources that mixlake makes itself are made before ingest reads (or fingerprints) them: the built-in sample,
+    when ``sample.enabled`` (generated once per set of knobs under ``sample.dir``)."""
+    if cfg.sample.enabled:
+        from mixlake.sample.generate import ensure_sample
+
+        ensure_sample(cfg.sample)
+
+
 class StageFailed(RuntimeError):
     """A stage raised; earlier stages' outputs are intact (each wrote its own Delta commits)."""
 
@@ -61,21 +75,21 @@ def mask_secrets(obj: Any) -> Any:
     return obj
 
 
-def stage_io(name: str, cfg: DictConfig) -> tuple[list[str], list[str]]:
+def stage_io(name: str, cfg: MixlakeConfig) -> tuple[list[str], list[str]]:
     """(tables a stage reads, tables it writes)."""
     c = cleaned_input
     io: dict[str, tuple[list[str], list[str]]] = {
         "sample": ([], []),
         "ingest": ([], ["documents", "quarantine", "ingest_files"]),
         "quality": (["documents"], ["quality", "quality_kept", "quality_counts"]),
-        "dedup": ([c(cfg, str(cfg.dedup.get("input_table", "auto")), stage="dedup")],
+        "dedup": ([c(cfg, cfg.dedup.input_table, stage="dedup")],
                   ["duplicates", "deduped", "dedup_counts", "dedup_summary"]),
         "eval_dedup": (["duplicates", "documents"], ["dedup_eval"]),
-        "spans": ([c(cfg, str(cfg.spans.get("input_table", "auto")), stage="spans")], ["spans", "documents_clean"]),
-        "tokens": ([c(cfg, str(cfg.tokens.get("input_table", "auto")), stage="tokens")],
+        "spans": ([c(cfg, cfg.spans.input_table, stage="spans")], ["spans", "documents_clean"]),
+        "tokens": ([c(cfg, cfg.tokens.input_table, stage="tokens")],
                    ["token_counts", "token_summary"]),
         "mix": (["token_summary"], ["mixture"]),
-        "write_mds": ([c(cfg, str(cfg.mds.get("input_table", "auto")), stage="write_mds"), "mixture"],
+        "write_mds": ([c(cfg, cfg.mds.input_table, stage="write_mds"), "mixture"],
                       ["mds_manifest"]),
         "verify_mds": (["mds_manifest"], []),
         "report": ([], []),
@@ -83,30 +97,23 @@ def stage_io(name: str, cfg: DictConfig) -> tuple[list[str], list[str]]:
     return io.get(name, ([], []))
 
 
-def _input_files_fingerprint(cfg: DictConfig) -> str:
+def _input_files_fingerprint(cfg: MixlakeConfig) -> str:
     """Paths, sizes and mtimes of every declared source file (ingest's inputs), local or on S3."""
-    from mixlake.config import s3_config, source_configs
     from mixlake.storage import glob_files
 
     h = hashlib.sha256()
-    s3 = s3_config(cfg)
-    for src in source_configs(cfg):
-        for p, size, mtime in glob_files(src.path, s3)[1]:
+    for src in cfg.source_list():
+        for p, size, mtime in glob_files(src.path, cfg.s3)[1]:
             h.update(f"{p}\0{size}\0{mtime}\n".encode())
     return h.hexdigest()
 
 
-def fingerprint(spark: SparkSession, name: str, cfg: DictConfig) -> dict[str, Any]:
-    section = {k: plain(cfg.get(k)) for k in CONFIG_KEYS.get(name, [])}
+def fingerprint(spark: SparkSession, name: str, cfg: MixlakeConfig) -> dict[str, Any]:
+    section = {k: _plain(getattr(cfg, k)) for k in CONFIG_KEYS.get(name, [])}
     inputs, _ = stage_io(name, cfg)
     versions = {t: table_version(spark, table_path(cfg.lake, t)) for t in inputs}
     fp: dict[str, Any] = {"config": section, "inputs": versions}
     if name == "ingest":
-        from mixlake.sample.generate import ensure_sample, sample_config
-
-        sc = sample_config(cfg)
-        if sc.enabled:
-            ensure_sample(sc)  # so the sample's files are there to fingerprint
         fp["files"] = _input_files_fingerprint(cfg)
     fp["hash"] = hashlib.sha256(json.dumps(fp, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return fp
@@ -118,11 +125,11 @@ RUNS_DDL = ("run_id string, stage string, status string, started_at timestamp, s
             "error string")
 
 
-def _runs_path(cfg: DictConfig) -> str:
+def _runs_path(cfg: MixlakeConfig) -> str:
     return table_path(cfg.lake, "runs")
 
 
-def last_success(spark: SparkSession, cfg: DictConfig, stage: str) -> Any:
+def last_success(spark: SparkSession, cfg: MixlakeConfig, stage: str) -> Any:
     path = _runs_path(cfg)
     if not table_exists(spark, path):
         return None
@@ -131,20 +138,22 @@ def last_success(spark: SparkSession, cfg: DictConfig, stage: str) -> Any:
     return rows[0] if rows else None
 
 
-def record(spark: SparkSession, cfg: DictConfig, row: dict[str, Any]) -> None:
+def record(spark: SparkSession, cfg: MixlakeConfig, row: dict[str, Any]) -> None:
     spark.createDataFrame([row], RUNS_DDL).write.format("delta").mode("append").save(_runs_path(cfg))
 
 
-def run_pipeline(spark: SparkSession, cfg: DictConfig, only: list[str] | None = None) -> list[StageResult]:
+def run_pipeline(spark: SparkSession, cfg: MixlakeConfig, only: list[str] | None = None) -> list[StageResult]:
     """Run ``cfg.stages`` (or just ``only``: a single job keeps the pipeline's ``stages`` for context)."""
     stages = list(only) if only is not None else list(cfg.stages)
     runners = [(name, stage_runner(name)) for name in stages]  # unknown stage names fail before any work
     for name in stages:
         stage_validator(name)(cfg)  # every stage's config is checked before the first one runs
-    force = bool(cfg.get("force", False)) or only is not None  # a job run on its own always runs
-    fail_stage = (cfg.get("debug") or {}).get("fail_stage")
+    force = cfg.force or only is not None  # a job run on its own always runs
+    fail_stage = cfg.debug.fail_stage
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    masked = json.dumps(mask_secrets(OmegaConf.to_container(cfg, resolve=True)), sort_keys=True, default=str)
+    masked = json.dumps(mask_secrets(cfg.to_dict()), sort_keys=True, default=str)
+    if any(name in ("ingest", "sample") for name in stages):
+        prepare_sources(cfg)
     results = []
     for i, (name, runner) in enumerate(runners, start=1):
         fp = fingerprint(spark, name, cfg)

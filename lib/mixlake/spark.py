@@ -190,10 +190,9 @@ def resolve(argv: list[str]) -> int:
     """``python -m mixlake.spark [overrides]``: resolve the JVM packages into the ivy dir and smoke-test Delta."""
     import tempfile
 
-    from mixlake.cli import load_config
-    from mixlake.config import spark_config
+    from mixlake.config import compose
 
-    cfg = spark_config(load_config(argv))
+    cfg = compose(argv).spark
     ivy = cfg.ivy or default_ivy_dir()
     if ivy and resolved_jars(ivy, jvm_packages(cfg)):
         print(f"already resolved: {', '.join(jvm_packages(cfg))} in {ivy}")

@@ -26,7 +26,7 @@ from pyarrow import fs as pafs
 S3_SCHEMES = ("s3://", "s3a://", "s3n://")
 
 
-@dataclass(frozen=True)
+@dataclass
 class S3Config:
     """``storage.s3``: an S3 API endpoint (AWS, MinIO, moto, ...)."""
 

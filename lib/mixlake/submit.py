@@ -29,14 +29,13 @@ def submit_args(cfg: SparkConfig | None = None) -> list[str]:
 
 def job_spark_config(argv: list[str]) -> SparkConfig:
     """The job's ``spark`` config from the overrides after the job file (decides e.g. whether S3A is needed)."""
-    from mixlake.cli import load_config
-    from mixlake.config import ConfigError, spark_config
+    from mixlake.config import ConfigError, compose
 
     job = next((i for i, a in enumerate(argv) if a.endswith(".py")), None)
     if job is None:
         return SparkConfig()
     try:
-        return spark_config(load_config([a for a in argv[job + 1:] if not a.startswith("-")]))
+        return compose([a for a in argv[job + 1:] if not a.startswith("-")]).spark
     except ConfigError:
         return SparkConfig()  # the job itself reports the config error
 

@@ -37,7 +37,7 @@ UNSPACED_RE2 = "([" + "".join(f"\\x{{{a:04X}}}-\\x{{{b:04X}}}" for a, b in UNSPA
 _UNSPACED = re.compile("([" + "".join(f"{chr(a)}-{chr(b)}" for a, b in UNSPACED_RANGES) + "])")
 
 
-@dataclass(frozen=True)
+@dataclass
 class NormalizeConfig:
     """``dedup.normalize`` group."""
 
@@ -47,8 +47,12 @@ class NormalizeConfig:
     digits_to_zero: bool = True
 
 
-def normalize_word(word: str, cfg: NormalizeConfig = NormalizeConfig()) -> str:
+DEFAULT_NORMALIZE = NormalizeConfig()
+
+
+def normalize_word(word: str, cfg: NormalizeConfig | None = None) -> str:
     """Per-word part of the normalisation (applied to each distinct word once per batch by the MinHash UDF)."""
+    cfg = cfg or DEFAULT_NORMALIZE
     if cfg.nfkc:
         word = unicodedata.normalize("NFKC", word)
     if cfg.lowercase:
@@ -58,7 +62,7 @@ def normalize_word(word: str, cfg: NormalizeConfig = NormalizeConfig()) -> str:
     return word
 
 
-def normalize(text: str, cfg: NormalizeConfig = NormalizeConfig()) -> str:
+def normalize(text: str, cfg: NormalizeConfig | None = None) -> str:
     """Reference normalisation: punctuation (anything but letters, numbers, whitespace; and ``_``) → space, every
     character of an unspaced script (:data:`UNSPACED_RANGES`) made a word of its own, split on whitespace, then per
     word NFKC, lowercase, digits → 0; words joined by single spaces.
@@ -66,6 +70,7 @@ def normalize(text: str, cfg: NormalizeConfig = NormalizeConfig()) -> str:
     The MinHash UDF computes exactly this in two parts (Arrow regex + split over the batch, then
     :func:`normalize_word` per distinct word); tests check the two agree.
     """
+    cfg = cfg or DEFAULT_NORMALIZE
     if cfg.strip_punctuation:
         text = _PUNCT.sub(" ", text)
     text = _UNSPACED.sub(r" \1 ", text)

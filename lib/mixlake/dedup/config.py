@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mixlake.config import ConfigError
+from mixlake.errors import ConfigError
 from mixlake.text import NormalizeConfig
 
 
-@dataclass(frozen=True)
+@dataclass
 class DedupConfig:
     """Exact + MinHash-LSH near-duplicate removal (see :mod:`mixlake.dedup.dedup`)."""
 

@@ -17,7 +17,8 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from mixlake.config import ConfigError, IngestConfig, SourceConfig
+from mixlake.config import IngestConfig, SourceConfig
+from mixlake.errors import ConfigError
 from mixlake.ingest.readers import read_records
 from mixlake.storage import S3Config, glob_files, parquet_file, relative
 

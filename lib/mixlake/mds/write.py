@@ -45,13 +45,13 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from mixlake import storage
-from mixlake.config import ConfigError
+from mixlake.errors import ConfigError
 from mixlake.mds.format import ShardWriter, index_bytes, prefixed
 from mixlake.storage import S3Config
 from mixlake.tokens.tokenizer import TokenizerConfig, eos_id, load_tokenizer, vocab_size
 
 
-@dataclass(frozen=True)
+@dataclass
 class MDSConfig:
     """``mds`` group."""
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from mixlake.config import ConfigError
+from mixlake.errors import ConfigError
 
 R_STAR = 15.39  # Muennighoff et al. 2023, fitted R_D*
 WARN_EPOCHS = 4.0
 TINY_SHARE = 0.01
 
 
-@dataclass(frozen=True)
+@dataclass
 class MixtureConfig:
     """``mixture`` group."""
 

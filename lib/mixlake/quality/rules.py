@@ -5,46 +5,42 @@ thresholds can be overridden (``quality.rules.gopher_stop_words.min=1``) or remo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from mixlake.config import ConfigError, to_dataclass
+from mixlake.errors import ConfigError
 from mixlake.quality.signals import SIGNAL_COLUMNS
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rule:
+    """``quality.rules.<name>``: keep a document when ``signal`` lies within ``[min, max]``."""
+
     signal: str
     min: float | None = None
     max: float | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class QualityConfig:
+    """``quality`` group (rule sets: ``quality=[gopher,c4,fineweb]``) and the settings at the root's ``quality``."""
+
     rules: dict[str, Rule] = field(default_factory=dict)
     languages: list[str] | None = None  # keep only these (ISO 639-1); null: any
     min_lang_score: float = 0.5  # with `languages`: also require this confidence
     langid: str = "langid"  # langid | lingua
     apply_to: list[str] | None = None  # sources the rules apply to; null: all (others are kept untouched)
 
-
-def quality_config(node: dict[str, Any]) -> QualityConfig:
-    node = dict(node or {})
-    rules = {}
-    for name, r in (node.pop("rules", None) or {}).items():
-        rule = to_dataclass(Rule, r, f"quality.rules.{name}")
-        if rule.signal not in SIGNAL_COLUMNS:
-            raise ConfigError(f"config key 'quality.rules.{name}.signal': unknown signal {rule.signal!r}; "
-                              f"known: {', '.join(SIGNAL_COLUMNS)}")
-        if rule.min is None and rule.max is None:
-            raise ConfigError(f"config key 'quality.rules.{name}' needs min and/or max")
-        rules[str(name)] = rule
-    qc = to_dataclass(QualityConfig, node, "quality", rules=rules)
-    if qc.langid not in ("langid", "lingua"):
-        raise ConfigError("config key 'quality.langid' must be langid or lingua")
-    return qc
+    def __post_init__(self) -> None:
+        for name, rule in self.rules.items():
+            if rule.signal not in SIGNAL_COLUMNS:
+                raise ConfigError(f"config key 'quality.rules.{name}.signal': unknown signal {rule.signal!r}; "
+                                  f"known: {', '.join(SIGNAL_COLUMNS)}")
+            if rule.min is None and rule.max is None:
+                raise ConfigError(f"config key 'quality.rules.{name}' needs min and/or max")
+        if self.langid not in ("langid", "lingua"):
+            raise ConfigError("config key 'quality.langid' must be langid or lingua")
 
 
 def _fails(rule: Rule) -> Column:

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from mixlake.config import SampleConfig
 from mixlake.text import jaccard, normalize, word_shingles
 
 FUNCTION_WORDS = (
@@ -61,29 +62,6 @@ LOREM = (
 )
 
 
-@dataclass(frozen=True)
-class SampleConfig:
-    """``sample`` group. Document counts are multiplied by ``scale``."""
-
-    enabled: bool = True
-    seed: int = 1234
-    dir: str = "./lake/sample"
-    scale: float = 1.0
-    web_docs: int = 3000
-    web_shards: int = 4
-    wiki_docs: int = 600
-    code_docs: int = 300
-    books_docs: int = 24
-    crawl_pages: int = 120
-    vocab_size: int = 20000
-    exact_dup_fraction: float = 0.05
-    near_dup_pairs: int = 240
-    boilerplate_docs: int = 300
-    low_quality_fraction: float = 0.04
-    bad_records: int = 12
-    budget_tokens: float = 5.0e6  # the mix stage plans this when no budget is configured
-
-
 @dataclass
 class GroundTruth:
     """What was injected, by source record id (``id`` field; books/crawl by relative file path + WARC id)."""
@@ -98,24 +76,6 @@ class GroundTruth:
     bad_records: list[dict[str, Any]] = field(default_factory=list)  # {file, line, reason}
     files: dict[str, int] = field(default_factory=dict)  # relative file -> records written
     documents: dict[str, int] = field(default_factory=dict)  # source -> good documents written
-
-
-def sample_config(cfg: Any) -> SampleConfig:
-    from mixlake.config import to_dataclass
-
-    return to_dataclass(SampleConfig, cfg.sample, "sample")
-
-
-def sample_sources(cfg: Any) -> dict[str, dict[str, Any]]:
-    """The sources the sample provides, as ``sources.<name>`` mappings."""
-    d = sample_config(cfg).dir.rstrip("/")
-    return {
-        "web": {"path": f"{d}/web/*.jsonl.gz", "format": "jsonl", "priority": 50},
-        "wiki": {"path": f"{d}/wiki/*.parquet", "format": "parquet", "priority": 10},
-        "code": {"path": f"{d}/code/*.jsonl.zst", "format": "jsonl", "priority": 20, "quality": False},
-        "books": {"path": f"{d}/books/*.txt", "format": "text", "id_field": None, "url_field": None, "priority": 30},
-        "crawl": {"path": f"{d}/crawl/*.warc.gz", "format": "warc", "priority": 60},
-    }
 
 
 class _Words:

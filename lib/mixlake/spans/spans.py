@@ -20,14 +20,14 @@ import xxhash
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from mixlake.config import ConfigError
+from mixlake.errors import ConfigError
 from mixlake.text import normalize
 
 # sentence ends: terminal punctuation (+ closing quotes/brackets) followed by whitespace, or a line break
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
 
 
-@dataclass(frozen=True)
+@dataclass
 class SpansConfig:
     """``spans`` group."""
 

@@ -10,6 +10,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from mixlake.errors import ConfigError
 from mixlake.stages.result import StageResult
 
 STAGE_MODULES = {
@@ -27,6 +28,21 @@ STAGE_MODULES = {
 }
 
 
+STAGE_DESCRIPTIONS = {
+    "sample": "write the built-in synthetic corpus (files + ground truth) under sample.dir",
+    "ingest": "sources (JSONL, Parquet, text, WARC/WET) -> documents, quarantine, ingest_files",
+    "quality": "Gopher/C4/FineWeb signals, language, keep rules, quality_score -> quality, quality_kept",
+    "dedup": "exact + MinHash-LSH near-duplicates, connected components, keep rule -> duplicates, deduped",
+    "eval_dedup": "precision/recall of dedup against a gold file (default: the sample's ground truth)",
+    "spans": "remove spans repeated across the corpus -> spans, documents_clean",
+    "tokens": "token counts per document and source -> token_counts, token_summary",
+    "mix": "plan the mixture (Chinchilla budget, strategy, epoch cap) -> mixture, streams.yaml",
+    "write_mds": "MosaicML Streaming MDS shards per source -> mds/<source>/, mds_manifest",
+    "verify_mds": "read every stream back with streaming.StreamingDataset; check counts and shard hashes",
+    "report": "the HTML/Markdown report of every stage's tables",
+}
+
+
 def stage_validator(name: str) -> Callable[[Any], None]:
     """The stage's config check (fails fast naming the key), or a no-op."""
     stage_runner(name)
@@ -34,8 +50,6 @@ def stage_validator(name: str) -> Callable[[Any], None]:
 
 
 def stage_runner(name: str) -> Callable[[Any, Any], StageResult]:
-    from mixlake.config import ConfigError
-
     if name not in STAGE_MODULES:
         raise ConfigError(f"config key 'stages' names unknown stage {name!r}; known: {', '.join(STAGE_MODULES)}")
     return importlib.import_module(STAGE_MODULES[name]).run  # type: ignore[no-any-return]

@@ -6,52 +6,35 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from omegaconf import DictConfig
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mixlake import storage
-from mixlake.config import declares_sources, plain, s3_config, source_configs, to_dataclass
+from mixlake.config import MixlakeConfig
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate
 from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
-from mixlake.text import NormalizeConfig
 
 log = logging.getLogger(__name__)
 
 
-def dedup_config(cfg: DictConfig) -> DedupConfig:
-    node = dict(plain(cfg.get("dedup")) or {})
-    norm = node.pop("normalize", None)
-    base = to_dataclass(DedupConfig, node, "dedup")
-    if norm is None:
-        return base
-    from dataclasses import replace
-
-    return replace(base, normalize=to_dataclass(NormalizeConfig, norm, "dedup.normalize"))
-
-
-def validate(cfg: DictConfig) -> None:
-    dedup_config(cfg).band_rows()
-
-
-def source_priorities(cfg: DictConfig, d: DedupConfig) -> dict[str, int]:
+def source_priorities(cfg: MixlakeConfig, d: DedupConfig) -> dict[str, int]:
     """Keep-rule order of sources: ``dedup.source_priority``, else ``sources.<name>.priority``. A lake deduplicated
     with no source declared (no ``sources.*``, sample off) has all sources equal — said in the log."""
     if d.source_priority:
         return {name: i for i, name in enumerate(d.source_priority)}
-    if not declares_sources(cfg):
+    if not cfg.sources:
         log.info("dedup: no sources declared (sources.* empty, sample disabled): all sources have equal priority")
         return {}
-    return {s.name: s.priority for s in source_configs(cfg)}
+    return {s.name: s.priority for s in cfg.source_list()}
 
 
-def with_quality_score(spark: SparkSession, cfg: DictConfig, docs: DataFrame) -> DataFrame:
+def with_quality_score(spark: SparkSession, cfg: MixlakeConfig, docs: DataFrame) -> DataFrame:
     """``docs`` plus the quality stage's ``quality_score`` (used by the keep rule) when ``quality`` is a configured
     stage; a stale quality table of an unconfigured stage is never read."""
-    if "quality" not in list(cfg.get("stages") or []):
+    if "quality" not in cfg.stages:
         return docs
     q = read_table(spark, cfg.lake, "quality")
     if "quality_score" not in q.columns:
@@ -60,8 +43,8 @@ def with_quality_score(spark: SparkSession, cfg: DictConfig, docs: DataFrame) ->
     return docs.join(q.select("doc_id", "quality_score"), "doc_id", "left")
 
 
-def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
-    d = dedup_config(cfg)
+def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
+    d = cfg.dedup
     docs = read_table(spark, cfg.lake, cleaned_input(cfg, d.input_table, stage="dedup"))
     tmp = scratch_dir(cfg.lake, "dedup")
     spark.sparkContext.setCheckpointDir(f"{tmp}/checkpoints")
@@ -96,7 +79,7 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
         rows = spark.read.format("delta").load(table_path(cfg.lake, "dedup_counts")).collect()
         duplicated_nodes = dups.groupBy("doc_id").count().filter("count > 1").limit(1).count()
     finally:
-        storage.rmtree(tmp, s3_config(cfg))
+        storage.rmtree(tmp, cfg.s3)
     if duplicated_nodes:
         raise AssertionError("dedup: a document sits in more than one cluster of the duplicates table")
     out = StageResult("dedup", outputs={"duplicates": table_version(spark, dup_path),

@@ -8,58 +8,52 @@ import json
 import logging
 import os
 
-from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
 from mixlake import storage
-from mixlake.config import ConfigError, s3_config
+from mixlake.config import MixlakeConfig
 from mixlake.dedup.dedup import params
 from mixlake.dedup.evaluate import load_gold, score_clusters
 from mixlake.delta import lake_root, read_table, replace_table, scratch_dir, table_path
-from mixlake.sample.generate import sample_config
-from mixlake.stages.dedup import dedup_config
+from mixlake.errors import ConfigError
 from mixlake.stages.result import StageResult
 
 log = logging.getLogger(__name__)
 
 
-def gold_path(cfg: DictConfig) -> str | None:
-    ev = cfg.get("eval") or {}
-    if ev.get("gold"):
-        return str(ev.gold)
-    sc = sample_config(cfg)
-    return os.path.join(sc.dir, "ground_truth.json") if sc.enabled else None
+def gold_path(cfg: MixlakeConfig) -> str | None:
+    if cfg.eval.gold:
+        return cfg.eval.gold
+    return os.path.join(cfg.sample.dir, "ground_truth.json") if cfg.sample.enabled else None
 
 
-def validate(cfg: DictConfig) -> None:
-    path = cfg.get("eval", {}).get("gold")
-    if path and not storage.exists(path, s3_config(cfg)):
-        raise ConfigError(f"config key 'eval.gold': no such file {path}")
+def validate(cfg: MixlakeConfig) -> None:
+    if cfg.eval.gold and not storage.exists(cfg.eval.gold, cfg.s3):
+        raise ConfigError(f"config key 'eval.gold': no such file {cfg.eval.gold}")
 
 
-def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
+def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     path = gold_path(cfg)
     if path is None:
         return StageResult("eval_dedup", details={"skipped": "no eval.gold and sample disabled"})
     try:
-        gold = load_gold(path, storage.read_bytes(path, s3_config(cfg)).decode())
+        gold = load_gold(path, storage.read_bytes(path, cfg.s3).decode())
     except ValueError as e:
         raise ConfigError(f"config key 'eval.gold': {e}") from e
     dups = read_table(spark, cfg.lake, "duplicates")
     docs = read_table(spark, cfg.lake, "documents").select("doc_id", "source", "source_id", "text")
-    ev = cfg.get("eval") or {}
-    d = dedup_config(cfg)
-    threshold = float(ev.get("threshold") or d.threshold)
+    d = cfg.dedup
+    threshold = cfg.eval.threshold or d.threshold
     tmp = scratch_dir(cfg.lake, "eval_dedup")
     spark.sparkContext.setCheckpointDir(f"{tmp}/checkpoints")
     try:
         metrics = score_clusters(spark, gold, dups, docs, threshold, params(d),
-                                 max_cluster_size=int(ev.get("max_cluster_size") or 200))
+                                 max_cluster_size=cfg.eval.max_cluster_size)
     finally:
-        storage.rmtree(tmp, s3_config(cfg))
+        storage.rmtree(tmp, cfg.s3)
     metrics["gold_file"] = path
     storage.write_text(f"{lake_root(cfg.lake)}/report/dedup_eval.json", json.dumps(metrics, indent=1, sort_keys=True),
-                       s3_config(cfg))
+                       cfg.s3)
     replace_table(spark.createDataFrame([{"metrics": json.dumps(metrics, sort_keys=True), "gold_file": path}]),
                   table_path(cfg.lake, "dedup_eval"))
     log.info("dedup eval: recall@%.2f=%s precision=%s f1=%s false_merges=%s borderline=%s", threshold,

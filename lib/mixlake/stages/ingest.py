@@ -6,33 +6,28 @@ from __future__ import annotations
 
 import logging
 
-from omegaconf import DictConfig
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from mixlake.config import IngestConfig, s3_config, source_configs, to_dataclass
+from mixlake.config import MixlakeConfig
 from mixlake.delta import replace_where, sql_in, table_path, table_version
 from mixlake.ingest.ingest import plan_read_tasks, read_sources, split_parsed
-from mixlake.sample.generate import ensure_sample, sample_config
 from mixlake.stages.result import StageResult
 
 log = logging.getLogger(__name__)
 
 
-def validate(cfg: DictConfig) -> None:
-    sample_config(cfg)
-    source_configs(cfg)
-    to_dataclass(IngestConfig, cfg.get("ingest"), "ingest")
+def validate(cfg: MixlakeConfig) -> None:
+    cfg.source_list()  # no sources: an error naming the fix
 
 
-def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
-    sc = sample_config(cfg)
-    if sc.enabled:
-        ensure_sample(sc)
-    sources = source_configs(cfg)
-    icfg = to_dataclass(IngestConfig, cfg.get("ingest"), "ingest")
-    s3 = s3_config(cfg)
+def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
+    """Reads the declared sources' files; the built-in sample's are generated beforehand by the pipeline
+    (:func:`mixlake.pipeline.prepare_sources`)."""
+    sources = cfg.source_list()
+    icfg = cfg.ingest
+    s3 = cfg.s3
     tasks = plan_read_tasks(sources, icfg, s3)
     parsed = read_sources(spark, tasks, sources, icfg, s3).persist(StorageLevel.MEMORY_AND_DISK)
     try:

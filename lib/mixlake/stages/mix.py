@@ -5,55 +5,25 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Any
 
 import yaml
-from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
 from mixlake import storage
-from mixlake.config import ConfigError, plain, s3_config, to_dataclass
+from mixlake.config import MixlakeConfig
 from mixlake.delta import lake_root, read_table, replace_table, table_path, table_version
-from mixlake.mixture.plan import MixtureConfig, Plan, plan_ladder, plan_markdown
+from mixlake.errors import ConfigError
+from mixlake.mixture.plan import Plan, budget, plan_ladder, plan_markdown
 from mixlake.mixture.streams import streams_config
-from mixlake.sample.generate import sample_config
 from mixlake.stages.result import StageResult
 
 log = logging.getLogger(__name__)
 
 
-def mixture_config(cfg: DictConfig) -> MixtureConfig:
-    m = to_dataclass(MixtureConfig, {k: v for k, v in (plain(cfg.get("mixture")) or {}).items()}, "mixture")
-    model = plain(cfg.get("model")) or {}
-    bud = plain(cfg.get("budget")) or {}
-    m = replace(m, model_params=model.get("params"), budget_flops=bud.get("flops"), budget_tokens=bud.get("tokens"),
-                tokens_per_param=float(cfg.get("tokens_per_param", 20.0)),
-                ladder=[float(x) for x in (plain(cfg.get("ladder")) or [])])
-    if m.model_params is None and m.budget_flops is None and m.budget_tokens is None:
-        sc = sample_config(cfg)
-        if sc.enabled:
-            demo = sc.budget_tokens * sc.scale
-            log.info("no budget set: planning the sample's demo budget of %g tokens (set model.params=..., "
-                     "budget.flops=... or budget.tokens=...)", demo)
-            m = replace(m, budget_tokens=demo)
-    if m.max_epochs is not None and m.max_epochs > 16:
-        log.warning("mixture.max_epochs=%g: beyond ~16 epochs repeated data is worth almost nothing "
-                    "(Muennighoff et al. 2023)", m.max_epochs)
-    return m
-
-
-def validate(cfg: DictConfig) -> None:
-    from mixlake.mixture.plan import budget
-
-    budget(mixture_config(cfg))
-
-
-def mds_settings(cfg: DictConfig) -> dict[str, Any]:
-    mds = plain(cfg.get("mds")) or {}
-    return {"root": mds.get("root") or f"{lake_root(cfg.lake)}/mds", "remote": mds.get("remote"),
-            "local_cache": mds.get("local_cache") or "/tmp/mixlake-mds-cache", "format": mds.get("format", "tokens"),
-            "max_seq_len": int(mds.get("max_seq_len", 2048)), "stratified": bool(mds.get("stratified", False))}
+def validate(cfg: MixlakeConfig) -> None:
+    budget(cfg.mixture)  # exactly one of model.params / budget.flops / budget.tokens (or the sample's demo budget)
 
 
 def _f(x: float | None) -> float | None:
@@ -72,8 +42,14 @@ def plan_rows(plans: list[Plan]) -> list[dict[str, Any]]:
     return rows
 
 
-def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
-    m = mixture_config(cfg)
+def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
+    m = cfg.mixture
+    if cfg.sample.enabled and cfg.model.params is None and cfg.budget.flops is None and cfg.budget.tokens is None:
+        log.info("no budget set: planning the sample's demo budget of %g tokens (set model.params=..., "
+                 "budget.flops=... or budget.tokens=...)", m.budget_tokens)
+    if m.max_epochs is not None and m.max_epochs > 16:
+        log.warning("mixture.max_epochs=%g: beyond ~16 epochs repeated data is worth almost nothing "
+                    "(Muennighoff et al. 2023)", m.max_epochs)
     summary = read_table(spark, cfg.lake, "token_summary").collect()
     unique = {r.source: float(r.tokens) for r in summary}
     per_doc = {r.source: float(r.tokens_per_doc) for r in summary}
@@ -85,10 +61,11 @@ def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
                   table_path(cfg.lake, "mixture"))
     root = lake_root(cfg.lake)
     md = "\n".join(f"## Plan {i}\n\n{plan_markdown(p)}" for i, p in enumerate(plans))
-    mds = mds_settings(cfg)
-    streams = streams_config(plans[0], mds["root"], mds["local_cache"], mds["remote"], mds["format"],
-                             mds["max_seq_len"], per_doc, mds["stratified"])
-    s3 = s3_config(cfg)
+    mds = cfg.mds
+    assert mds.root is not None  # set at compose time
+    streams = streams_config(plans[0], mds.root, mds.local_cache, mds.remote, mds.format, mds.max_seq_len, per_doc,
+                             mds.stratified)
+    s3 = cfg.s3
     storage.write_text(f"{root}/report/mixture.md", md, s3)
     storage.write_text(f"{root}/report/mixture.json", json.dumps([asdict(p) for p in plans], indent=1), s3)
     storage.write_text(f"{root}/streams.yaml", "# llm-foundry train_loader for the main plan (written by mixlake's "

@@ -7,36 +7,31 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
-from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from mixlake.config import declares_sources, plain, source_configs
+from mixlake.config import MixlakeConfig
 from mixlake.delta import read_table, replace_table, table_path, table_version
-from mixlake.quality.rules import QualityConfig, apply_rules, quality_config
+from mixlake.quality.rules import QualityConfig, apply_rules
 from mixlake.quality.signals import quality_signals
 from mixlake.stages.result import StageResult
 
 log = logging.getLogger(__name__)
 
 
-def stage_config(cfg: DictConfig) -> QualityConfig:
-    qc = quality_config(plain(cfg.get("quality")))
+def stage_config(cfg: MixlakeConfig) -> QualityConfig:
+    """``quality`` with ``apply_to`` filled from ``sources.<name>.quality`` when it is null."""
+    qc = cfg.quality
     if qc.apply_to is None:
-        if not declares_sources(cfg):
+        if not cfg.sources:
             log.info("quality: no sources declared: the rules apply to every source in the documents table")
             return qc
-        sources = source_configs(cfg)
-        if not all(s.quality for s in sources):
-            qc = replace(qc, apply_to=[s.name for s in sources if s.quality])
+        if not all(s.quality for s in cfg.sources.values()):
+            qc = replace(qc, apply_to=[s.name for s in cfg.source_list() if s.quality])
     return qc
 
 
-def validate(cfg: DictConfig) -> None:
-    stage_config(cfg)
-
-
-def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
+def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     qc = stage_config(cfg)
     docs = read_table(spark, cfg.lake, "documents")
     tagged = apply_rules(quality_signals(docs, qc.langid), qc)

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
-from mixlake.config import s3_config
+from mixlake.config import MixlakeConfig
 from mixlake.report.report import write_report
-from mixlake.stages.dedup import dedup_config
 from mixlake.stages.result import StageResult
 
 log = logging.getLogger(__name__)
 
 
-def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
-    d = dedup_config(cfg)
+def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
+    d = cfg.dedup
     b, r = d.band_rows()
-    path = write_report(spark, cfg.lake, b, r, d.threshold, s3_config(cfg))
+    path = write_report(spark, cfg.lake, b, r, d.threshold, cfg.s3)
     print(f"[mixlake] report: {path}", flush=True)
     return StageResult("report", details={"path": path})

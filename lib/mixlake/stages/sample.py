@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 
-from mixlake.sample.generate import ensure_sample, sample_config
+from mixlake.config import MixlakeConfig
+from mixlake.sample.generate import ensure_sample
 from mixlake.stages.result import StageResult
 
 log = logging.getLogger(__name__)
 
 
-def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
-    sc = sample_config(cfg)
+def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
+    sc = cfg.sample
     if not sc.enabled:
         return StageResult("sample", details={"skipped": "sample.enabled=false"})
     generated = ensure_sample(sc)

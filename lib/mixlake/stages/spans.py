@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import logging
 
-from omegaconf import DictConfig
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from mixlake import storage
-from mixlake.config import plain, s3_config, to_dataclass
+from mixlake.config import MixlakeConfig
 from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
 from mixlake.spans.spans import SpansConfig, remove_spans, repeated_spans, span_occurrences
 from mixlake.stages.inputs import cleaned_input
@@ -20,26 +19,18 @@ from mixlake.stages.result import StageResult
 log = logging.getLogger(__name__)
 
 
-def spans_config(cfg: DictConfig) -> SpansConfig:
-    return to_dataclass(SpansConfig, plain(cfg.get("spans")), "spans")
-
-
-def validate(cfg: DictConfig) -> None:
-    spans_config(cfg)
-
-
-def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
-    sc = spans_config(cfg)
+def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
+    sc = cfg.spans
     source = cleaned_input(cfg, sc.input_table, stage="spans")
     docs = read_table(spark, cfg.lake, source)
     tmp = scratch_dir(cfg.lake, "spans")
     try:
         return _run(spark, cfg, sc, source, docs, tmp)
     finally:
-        storage.rmtree(tmp, s3_config(cfg))
+        storage.rmtree(tmp, cfg.s3)
 
 
-def _run(spark: SparkSession, cfg: DictConfig, sc: SpansConfig, source: str, docs: DataFrame,
+def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, docs: DataFrame,
          tmp: str) -> StageResult:
     rep = repeated_spans(span_occurrences(docs, sc), sc)
     rep.write.mode("overwrite").parquet(f"{tmp}/repeated")  # materialised once: feeds both outputs

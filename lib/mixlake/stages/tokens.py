@@ -6,33 +6,27 @@ from __future__ import annotations
 import logging
 import time
 
-from omegaconf import DictConfig
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from mixlake.config import plain, to_dataclass
+from mixlake.config import MixlakeConfig
 from mixlake.delta import read_table, replace_table, table_path, table_version
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
 from mixlake.tokens.count import source_summary, token_counts
-from mixlake.tokens.tokenizer import TokenizerConfig, eos_id, load_tokenizer
+from mixlake.tokens.tokenizer import eos_id, load_tokenizer
 
 log = logging.getLogger(__name__)
 
 
-def tokenizer_config(cfg: DictConfig) -> TokenizerConfig:
-    return to_dataclass(TokenizerConfig, plain(cfg.get("tokenizer")), "tokenizer")
+def validate(cfg: MixlakeConfig) -> None:
+    load_tokenizer(cfg.tokenizer)  # a missing or corrupt tokenizer fails before the first stage runs
+    eos_id(cfg.tokenizer)
 
 
-def validate(cfg: DictConfig) -> None:
-    tc = tokenizer_config(cfg)
-    load_tokenizer(tc)
-    eos_id(tc)
-
-
-def run(spark: SparkSession, cfg: DictConfig) -> StageResult:
-    tc = tokenizer_config(cfg)
-    source = cleaned_input(cfg, str(cfg.get("tokens", {}).get("input_table", "auto")), stage="tokens")
+def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
+    tc = cfg.tokenizer
+    source = cleaned_input(cfg, cfg.tokens.input_table, stage="tokens")
     docs = read_table(spark, cfg.lake, source)
     t0 = time.time()
     counts_path = table_path(cfg.lake, "token_counts")

