@@ -33,7 +33,7 @@ from mixlake.config import SparkConfig
 from mixlake.config import compose as load_config
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate, minhash_signatures, params
-from mixlake.dedup.evaluate import load_gold, score_clusters
+from mixlake.dedup.evaluate import load_gold, score_clusters, union_find
 from mixlake.delta import table_path
 from mixlake.pipeline import prepare_sources
 from mixlake.spark import get_spark
@@ -239,20 +239,7 @@ def mixlake_end_to_end(spark: SparkSession, docs: DataFrame, cfg: DedupConfig, t
 
 def _clusters_frame(spark: SparkSession, pairs: list[tuple[str, str]]) -> Any:
     """MLlib's matched pairs → the duplicates-table columns score_clusters reads (union-find: bench-side only)."""
-    parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        parent.setdefault(x, x)
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    comp = {d: find(d) for d in parent}
+    comp = union_find(pairs)
     size: dict[str, int] = {}
     for c in comp.values():
         size[c] = size.get(c, 0) + 1

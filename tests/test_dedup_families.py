@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
+from collections import Counter
 
 import pytest
 
@@ -13,6 +14,7 @@ from conftest import realdata
 from mixlake.config import SourceConfig
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate
+from mixlake.dedup.evaluate import union_find
 from mixlake.ingest.readers import read_records
 from mixlake.text import jaccard, normalize, word_shingles
 
@@ -30,24 +32,10 @@ def all_pairs(texts: dict[str, str]) -> dict[tuple[str, str], float]:
 
 
 def union_find_clusters(ids: list[str], pairs: dict[tuple[str, str], float], t: float) -> dict[str, str]:
-    parent = {d: d for d in ids}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for (a, b), j in pairs.items():
-        if j >= t:
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    out = {d: find(d) for d in ids}
-    sizes: dict[str, int] = {}
-    for c in out.values():
-        sizes[c] = sizes.get(c, 0) + 1
-    return {d: c for d, c in out.items() if sizes[c] > 1}
+    """Clusters (two or more members) of the exact all-pairs graph at threshold t."""
+    comp = union_find([k for k, j in pairs.items() if j >= t], ids)
+    sizes = Counter(comp.values())
+    return {d: c for d, c in comp.items() if sizes[c] > 1}
 
 
 def pair_recall(cluster_of: dict[str, str], pairs: dict[tuple[str, str], float], t: float) -> float:

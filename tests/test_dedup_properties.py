@@ -20,26 +20,11 @@ from pyspark.sql import functions as F
 
 from mixlake.dedup.components import connected_components
 from mixlake.dedup.dedup import lsh_buckets, signature_similarity, verified_candidates
+from mixlake.dedup.evaluate import union_find
 from mixlake.dedup.minhash import band_hashes
 
 SETTINGS = settings(deadline=None, database=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-
-
-def union_find(nodes: set[str], edges: list[tuple[str, str]]) -> dict[str, str]:
-    parent = {n: n for n in nodes}
-
-    def find(x: str) -> str:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in edges:
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    return {n: find(n) for n in nodes}
 
 
 def run_components(spark, edges: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
@@ -53,7 +38,7 @@ def check_against_union_find(spark, edges: list[tuple[str, str]]) -> int:
     nodes = {x for e in edges for x in e if e[0] != e[1]}
     got = dict(rows)
     assert len(rows) == len(got), "a node appears more than once in the output"
-    assert got == union_find(nodes, [e for e in edges if e[0] != e[1]])
+    assert got == union_find([e for e in edges if e[0] != e[1]], nodes)
     return rounds
 
 

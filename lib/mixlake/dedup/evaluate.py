@@ -25,6 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -152,11 +153,10 @@ def score_clusters(spark: SparkSession, gold: list[GoldPair], duplicates: DataFr
     }
 
 
-def score_oracle(gold: list[tuple[str, str, float]], cluster_of: dict[str, str], threshold: float,
-                 measured: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
-    """Single-process reference of :func:`score_clusters` (no large-cluster shortcut) on resolved document keys:
-    ``gold`` ``(a, b, jaccard)``, ``cluster_of`` key → predicted cluster, ``measured`` Jaccard of unlisted pairs."""
-    parent: dict[str, str] = {}
+def union_find(edges: Iterable[tuple[str, str]], nodes: Iterable[str] = ()) -> dict[str, str]:
+    """Single-process connected components: node → the smallest id of its component, for every node on an edge
+    (and every node in ``nodes``). The reference the distributed algorithms are tested and benchmarked against."""
+    parent: dict[str, str] = {n: n for n in nodes}
 
     def find(x: str) -> str:
         parent.setdefault(x, x)
@@ -165,25 +165,32 @@ def score_oracle(gold: list[tuple[str, str, float]], cluster_of: dict[str, str],
             x = parent[x]
         return x
 
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    return {n: find(n) for n in list(parent)}
+
+
+def score_oracle(gold: list[tuple[str, str, float]], cluster_of: dict[str, str], threshold: float,
+                 measured: dict[tuple[str, str], float] | None = None) -> dict[str, Any]:
+    """Single-process reference of :func:`score_clusters` (no large-cluster shortcut) on resolved document keys:
+    ``gold`` ``(a, b, jaccard)``, ``cluster_of`` key → predicted cluster, ``measured`` Jaccard of unlisted pairs."""
     gold_j: dict[tuple[str, str], float] = {}
     for a, b, j in gold:
         k = (min(a, b), max(a, b))
         gold_j[k] = max(j, gold_j.get(k, -1.0))
-    n_at = hit = 0
-    for (a, b), j in gold_j.items():
-        if j >= threshold:
-            n_at += 1
-            hit += int(a in cluster_of and cluster_of.get(a) == cluster_of.get(b))
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
+    at = [k for k, j in gold_j.items() if j >= threshold]
+    n_at = len(at)
+    hit = sum(int(a in cluster_of and cluster_of.get(a) == cluster_of.get(b)) for a, b in at)
+    component = union_find(at)
     members: dict[str, list[str]] = defaultdict(list)
     for k, c in cluster_of.items():
         members[c].append(k)
     verdicts: dict[str, int] = defaultdict(int)
     for ids in members.values():
         for a, b in itertools.combinations(sorted(ids), 2):
-            if a in parent and b in parent and find(a) == find(b):
+            if a in component and component.get(a) == component.get(b):
                 verdicts["correct"] += 1
                 continue
             sim = gold_j.get((a, b), (measured or {}).get((a, b)))
