@@ -72,16 +72,16 @@ def test_components_regression_two_parents(spark):
     assert sorted(rows) == [("0", "0"), ("1", "0"), ("2", "0"), ("3", "0"), ("4", "0")]
 
 
-@settings(SETTINGS, max_examples=25)
+@settings(SETTINGS, max_examples=20)
 @given(g=graph())
 def test_components_single_component_per_run(spark, g):
     check_against_union_find(spark, g)
 
 
-@settings(SETTINGS, max_examples=12)
+@settings(SETTINGS, max_examples=10)
 @given(gs=st.integers(100, 160).flatmap(lambda k: st.tuples(*[graph(prefix=f"g{i:03d}-") for i in range(k)])))
 def test_components_many_components_per_run(spark, gs):
-    """~1,500 random graphs over the examples, packed into one run each (disjoint id prefixes)."""
+    """~1,300 random graphs over the examples, packed into one run each (disjoint id prefixes)."""
     edges = [e for g in gs for e in g]
     random.Random(len(edges)).shuffle(edges)
     check_against_union_find(spark, edges)

@@ -19,7 +19,7 @@ SECRET = "SUPERSECRET-abc123"
 
 def _cfg(lake, sample_dir, *extra):
     return compose(f"lake={lake}", f"sample.dir={sample_dir}", "sample.scale=0.1", "sample.seed=3", STAGES,
-                   f"+storage.secret_key={SECRET}", f"+storage.url=s3://AKIAXXX:{SECRET}@bucket/x", *extra)
+                   f"storage.s3.secret_key={SECRET}", f"mds.remote=s3://AKIAXXX:{SECRET}@bucket/x", *extra)
 
 
 def _runs(spark, lake):

@@ -9,7 +9,7 @@ from pyspark.sql import functions as F
 from conftest import REALDATA, compose, sample_lake_cfg
 from mixlake.delta import table_path
 from mixlake.quality.langid import detect_languages
-from mixlake.quality.rules import apply_rules
+from mixlake.quality.rules import Rule, apply_rules
 from mixlake.quality.signals import quality_signals
 from mixlake.sample.generate import BOILERPLATE_61
 from mixlake.spans.spans import SpansConfig, document_spans, split_sentences
@@ -76,7 +76,7 @@ def test_language_filter_and_thresholds_overridable(spark):
               "einig, dass das Budget mit einigen Änderungen genehmigt werden sollte. ") * 6
     rows = _tag(spark, [CLEAN, german], languages=["en"])
     assert rows["d000"].keep and rows["d001"].lang == "de" and "language" in rows["d001"].drop_reasons
-    rows = _tag(spark, [PLANTED["gopher_min_words"]], rules={"gopher_min_words": {"signal": "n_words", "min": 3}})
+    rows = _tag(spark, [PLANTED["gopher_min_words"]], rules={"gopher_min_words": Rule("n_words", min=3)})
     assert rows["d000"].keep
 
 
