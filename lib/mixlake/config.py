@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from mixlake.dedup.config import DedupConfig
+from mixlake.delta import lake_root
 from mixlake.errors import ConfigError
 from mixlake.mds.write import MDSConfig
 from mixlake.mixture.plan import MixtureConfig
@@ -334,7 +334,7 @@ def finalize(cfg: MixlakeConfig) -> MixlakeConfig:
                                   "or set sample.enabled=false")
             cfg.sources[name] = src
     if cfg.mds.root is None:
-        cfg.mds.root = f"{_lake_root(cfg.lake)}/mds"
+        cfg.mds.root = f"{lake_root(cfg.lake)}/mds"
     if cfg.spark.s3 is None:
         cfg.spark.s3 = cfg.uses_s3()
     budget_tokens = cfg.budget.tokens
@@ -345,8 +345,3 @@ def finalize(cfg: MixlakeConfig) -> MixlakeConfig:
         tokens_per_param=cfg.tokens_per_param, ladder=list(cfg.ladder))
     return cfg
 
-
-def _lake_root(lake: str) -> str:
-    if "://" not in lake and not lake.startswith("dbfs:"):
-        lake = os.path.abspath(lake)
-    return lake.rstrip("/")

@@ -240,7 +240,8 @@ def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
     exact = exact_edges(sigs)
     exact_dups = exact.select(F.col("src").alias("doc_id"))
     lsh_input = sigs.filter(F.col("n_shingles") >= cfg.min_shingles).join(exact_dups, "doc_id", "left_anti")
-    cands = persist(verified_candidates(lsh_buckets(lsh_input), scorer(cfg, sigs, docs, p), cfg.threshold,
+    score = scorer(cfg, sigs, docs, p)
+    cands = persist(verified_candidates(lsh_buckets(lsh_input), score, cfg.threshold,
                                         cfg.bucket_all_pairs_max, cfg.reroot_rounds, persist), "candidates")
     near = cands.filter("verified").select("src", "dst")
     cc = connected_components(exact.unionByName(near), cfg.cc_max_iterations)
@@ -255,7 +256,7 @@ def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
     # similarity to the representative, measured as verification measures (exact shingle Jaccard by default)
     rep_pairs = with_rep.filter(~F.col("is_representative")).select(F.col("doc_id").alias("src"),
                                                                     F.col("rep_id").alias("dst"))
-    sim = (scorer(cfg, sigs, docs, p) or (lambda pairs: signature_similarity(pairs, sigs)))(rep_pairs)
+    sim = (score or (lambda pairs: signature_similarity(pairs, sigs)))(rep_pairs)
     duplicates = (with_rep.join(sim.select(F.col("src").alias("doc_id"), "jaccard"), "doc_id", "left")
                   .withColumn("kind", F.when(F.col("exact_key") == F.col("rep_key"), "exact").otherwise("near"))
                   .withColumn("similarity", F.when(F.col("kind") == "exact", F.lit(1.0)).otherwise(F.col("jaccard"))))

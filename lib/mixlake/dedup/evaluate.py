@@ -32,6 +32,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mixlake.dedup.components import connected_components
+from mixlake.dedup.dedup import exact_similarity
 from mixlake.dedup.minhash import MinHashParams
 
 GoldPair = tuple[str, str, str, str, float]  # source_a, source_id_a, source_b, source_id_b, jaccard
@@ -81,8 +82,6 @@ def score_clusters(spark: SparkSession, gold: list[GoldPair], duplicates: DataFr
 
     ``docs(doc_id, source, source_id, text)`` resolves gold keys to documents and gives the texts of predicted pairs
     the gold file does not list (their Jaccard is measured)."""
-    from mixlake.dedup.dedup import exact_similarity  # dedup imports components; evaluate is a leaf of it
-
     ids = docs.select("doc_id", "source", "source_id")
     g = spark.createDataFrame(gold, "sa string, ia string, sb string, ib string, j double")
     a = ids.select(F.col("source").alias("sa"), F.col("source_id").alias("ia"), F.col("doc_id").alias("da"))
