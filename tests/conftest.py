@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import signal
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO.parent / "shared" / "realdata"
 # Small but with every injected case present; tests derive expectations from the ground-truth file.
 SAMPLE_ARGS = ["sample.scale=0.25", "sample.seed=7"]
+BUCKET = "mixlake-test"  # of the moto S3 server (s3_server)
+ACCESS_KEY = "mixlake-test-access"
 
 
 def realdata(sub: str) -> Path:
@@ -104,3 +111,31 @@ def run_env() -> dict[str, str]:
 
 
 sys.path.insert(0, str(REPO / "bench"))  # tests reuse bench helpers (e.g. bench_langid.labelled_pages)
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """(endpoint, boto3 client, secret key) of a moto S3 server, stopped by PID."""
+    import boto3
+
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.2)
+        secret = "sk-" + secrets.token_hex(16)
+        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
+                              aws_secret_access_key=secret, region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield endpoint, client, secret
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+        log.close()

@@ -87,7 +87,7 @@ def test_determinism_and_idempotency(spark, sample_lake, sample_dir, tmp_path):
         assert len(_history(spark, tmp_path, name)) == 2, name
 
 
-def test_rerun_of_one_source_leaves_others_untouched(spark, tmp_path):
+def test_rerun_with_one_source_removes_or_keeps_the_other(spark, tmp_path):
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     (tmp_path / "a" / "1.jsonl").write_text("".join(json.dumps({"id": i, "text": f"a{i}"}) + "\n" for i in range(5)))
@@ -97,10 +97,19 @@ def test_rerun_of_one_source_leaves_others_untouched(spark, tmp_path):
             f"+sources.b.path={tmp_path}/b/*.jsonl", "+sources.b.format=jsonl"]
     ingest.run(spark, compose(*both))
     (tmp_path / "a" / "1.jsonl").write_text(json.dumps({"id": 0, "text": "a-new"}) + "\n")
-    ingest.run(spark, compose("sample.enabled=false", f"lake={lake}", f"+sources.a.path={tmp_path}/a/*.jsonl",
-                              "+sources.a.format=jsonl"))
+    only_a = ["sample.enabled=false", f"lake={lake}", f"+sources.a.path={tmp_path}/a/*.jsonl",
+              "+sources.a.format=jsonl"]
+    # kept on request: only a's rows are replaced
+    res = ingest.run(spark, compose(*only_a, "ingest.keep_removed_sources=true"))
     rows = sorted((r.source, r.text) for r in _table(spark, lake, "documents").collect())
     assert rows == [("a", "a-new"), ("b", "b0"), ("b", "b1"), ("b", "b2")]
+    assert res.details["kept_unconfigured_sources"] == ["b"]
+    # by default a source dropped from the config stops flowing downstream: its rows leave every ingest table
+    res = ingest.run(spark, compose(*only_a))
+    assert res.details["removed_sources"] == ["b"]
+    for name in ("documents", "quarantine", "ingest_files"):
+        assert {r.source for r in _table(spark, lake, name).select("source").collect()} <= {"a"}, name
+    assert sorted(r.text for r in _table(spark, lake, "documents").collect()) == ["a-new"]
 
 
 def test_duplicate_source_ids_keep_first(spark, tmp_path):

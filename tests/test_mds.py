@@ -23,6 +23,14 @@ def _files(d):
             for p, _, fs in os.walk(d) for f in fs}
 
 
+def _version_dir(stream) -> str:
+    """The published version directory of a stream (named in its index.json basenames)."""
+    index = json.load(open(os.path.join(stream, "index.json")))  # noqa: SIM115
+    (version,) = {s["raw_data"]["basename"].split("/")[0] for s in index["shards"]}
+    assert version.startswith("v-") and sorted(os.listdir(stream)) == sorted(["index.json", version])
+    return os.path.join(stream, version)
+
+
 def _own(tmp, columns, samples, **kw):
     os.makedirs(tmp, exist_ok=True)
 
@@ -90,7 +98,7 @@ def test_tokens_streams_read_back_deterministic(spark, tmp_path):
     for source in ("a", "b"):
         d = str(tmp_path / "r1" / source)
         index = json.load(open(os.path.join(d, "index.json")))  # noqa: SIM115
-        assert {s["raw_data"]["basename"].split("/")[0] for s in index["shards"]} <= {f"part-{i:05d}" for i in range(3)}
+        assert {s["raw_data"]["basename"].split("/")[1] for s in index["shards"]} <= {f"part-{i:05d}" for i in range(3)}
         ds = StreamingDataset(remote=d, local=str(tmp_path / "cache" / source), shuffle=False, batch_size=1)
         samples = [s["tokens"] for s in ds]
         expected = sum(r["samples"] for r in m1 if r["source"] == source)
@@ -103,7 +111,7 @@ def test_tokens_streams_read_back_deterministic(spark, tmp_path):
     ordered = (order_columns(docs.filter("source = 'a'"), cfg, {"a": 3}, {}).filter("_part = 0")
                .orderBy("_key").select("text").collect())
     ids = [t for ids in encode_batch(tok, [r.text for r in ordered]) for t in [*ids, 50256]]
-    d = str(tmp_path / "r1" / "a" / "part-00000")
+    d = os.path.join(_version_dir(tmp_path / "r1" / "a"), "part-00000")
     ds = StreamingDataset(remote=d, local=str(tmp_path / "cache" / "a0"), shuffle=False, batch_size=1)
     got = [int(t) for s in ds for t in s["tokens"]]
     assert got == ids[: len(got)] and len(ids) - len(got) < 128
@@ -139,7 +147,7 @@ def test_text_format_canonical_nodes_and_resume(spark, tmp_path):
 def test_empty_partition_and_empty_source(spark, tmp_path):
     cfg = MDSConfig(format="text", partitions=50)  # 3 documents, 50 parts: most parts are empty
     write_streams(_docs(spark, 3, ("a",)), cfg, TokenizerConfig(), str(tmp_path), {})
-    parts = [p for p in os.listdir(tmp_path / "a") if p.startswith("part-")]
+    parts = [p for p in os.listdir(_version_dir(tmp_path / "a")) if p.startswith("part-")]
     assert 1 <= len(parts) <= 3  # no directory (no empty shard) for an empty part
     short = spark.createDataFrame([("x1", "tiny", "hi")], "doc_id string, source string, text string")
     from mixlake.config import ConfigError
@@ -165,9 +173,9 @@ def test_failed_first_attempt_leaves_no_orphans(tmp_path):
     assert "fault injection" in p.stderr  # the first attempt really failed
     faulty = _files(str(lake / "mds"))
     assert not any("_attempts" in k or ".staging" in k for k in faulty)
-    listed = {s["raw_data"]["basename"].split("/")[0] for s in
+    listed = {s["raw_data"]["basename"].split("/")[1] for s in
               json.load(open(lake / "mds" / "s" / "index.json"))["shards"]}  # noqa: SIM115
-    assert listed == {p for p in os.listdir(lake / "mds" / "s") if p.startswith("part-")}
+    assert listed == {p for p in os.listdir(_version_dir(lake / "mds" / "s")) if p.startswith("part-")}
     p2 = subprocess.run([sys.executable, str(REPO / "jobs" / "pipeline.py"), *base, "stages=[write_mds,verify_mds]"],
                         capture_output=True, text=True, timeout=600, env=run_env(), cwd=tmp_path)
     assert p2.returncode == 0, p2.stderr[-3000:]
@@ -196,3 +204,38 @@ def test_streams_yaml_points_at_written_streams(spark, sample_lake, tmp_path):
     assert samples == res.details["samples"]
     assert res.records_in == inp.count()
     assert res.records_in == res.records_out + res.dropped
+
+
+def test_missing_or_changed_shards_make_write_mds_rerun(spark, sample_dir, tmp_path):
+    """Resume correctness (issue 14): the MDS files, not only ``mds_manifest``, decide whether write_mds is done."""
+    from conftest import SAMPLE_ARGS, compose
+    from mixlake.delta import table_path
+    from mixlake.pipeline import run_pipeline
+
+    lake = tmp_path / "lake"
+    cfg = compose(*SAMPLE_ARGS, f"sample.dir={sample_dir}", f"lake={lake}", "mds.max_seq_len=256",
+                  "stages=[ingest,tokens,mix,write_mds,verify_mds]")
+
+    def statuses() -> dict[str, str]:
+        rows = spark.read.format("delta").load(table_path(str(lake), "runs")).collect()
+        last = max(r.run_id for r in rows)
+        return {r.stage: r.status for r in rows if r.run_id == last}
+
+    run_pipeline(spark, cfg)
+    written = _files(lake / "mds")
+    run_pipeline(spark, cfg)
+    assert statuses()["write_mds"] == statuses()["verify_mds"] == "skipped"
+
+    shard = sorted(k for k in written if os.path.basename(k).startswith("shard."))[0]
+    os.remove(lake / "mds" / shard)
+    run_pipeline(spark, cfg)
+    st = statuses()
+    assert (st["tokens"], st["write_mds"], st["verify_mds"]) == ("skipped", "succeeded", "succeeded")
+    assert _files(lake / "mds") == written  # the same bytes again
+
+    with open(lake / "mds" / shard, "ab") as f:  # a shard changed behind mixlake's back
+        f.write(b"\0")
+    run_pipeline(spark, cfg)
+    assert statuses()["write_mds"] == "succeeded" and _files(lake / "mds") == written
+    run_pipeline(spark, cfg)
+    assert statuses()["write_mds"] == statuses()["verify_mds"] == "skipped"

@@ -12,6 +12,7 @@ import zstandard
 
 from conftest import realdata
 from mixlake.config import SourceConfig
+from mixlake.errors import SourceReadError
 from mixlake.ingest.readers import make_doc_id, read_records
 
 
@@ -141,12 +142,174 @@ def test_real_wet_fixture():
     assert len(docs) == 1 and len(docs[0].text) > 100 and docs[0].url.startswith("http")
 
 
-def test_unreadable_file_is_quarantined(tmp_path):
-    recs = list(read_records(str(tmp_path / "missing.jsonl"), "missing.jsonl", src("jsonl"), 64))
-    assert len(recs) == 1 and recs[0].kind == "quarantine" and recs[0].reason.startswith("unreadable_file")
+def test_vanished_file_fails_the_task_instead_of_quarantining(tmp_path):
+    # a file listed by the planner and gone when the task opens it is a storage fault: Spark retries the task
+    with pytest.raises(SourceReadError, match=r"missing\.jsonl"):
+        list(read_records(str(tmp_path / "missing.jsonl"), "missing.jsonl", src("jsonl"), 64))
 
 
 def test_raw_bytes_bounded():
     big = io.BytesIO()
     big.write(b"x" * 10)
     assert len(big.getvalue()) == 10
+
+
+# --- data safety (issue 14): one record never stops a file, storage faults are not quarantined -------------------
+
+def test_crash_records_become_quarantine_rows_and_the_next_record_is_read(tmp_path):
+    deep = b'{"meta": ' + b"[" * 100_000 + b"]" * 100_000 + b', "text": "x"}'
+    lines = [b'{"id": "a", "text": "before"}', deep, b'{"id": "s", "text": "lone \\ud800 surrogate", "u": "\\udfff"}',
+             b'{"id": "b", "text": "after"}']
+    p = tmp_path / "crash.jsonl"
+    p.write_bytes(b"\n".join(lines))  # and no final newline
+    recs = list(read_records(str(p), "crash.jsonl", src("jsonl", id_field="id"), 32))
+    assert [(r.kind, r.reason) for r in recs] == [("doc", None), ("quarantine", "json_too_deep"), ("doc", None),
+                                                  ("doc", None)]
+    assert recs[1].raw == deep[:32] and recs[1].offset == 2
+    repaired = recs[2]
+    assert repaired.repaired and repaired.text == "lone \ufffd surrogate"
+    assert json.loads(repaired.meta) == {"u": "\ufffd"}
+    assert not recs[0].repaired and recs[3].text == "after"
+    # what killed the job before: every string must convert to Arrow (valid UTF-8)
+    pa.array([r.text for r in recs if r.text] + [r.meta for r in recs if r.meta])
+
+
+def test_valid_surrogate_pairs_are_not_repairs(tmp_path):
+    p = tmp_path / "e.jsonl"
+    p.write_bytes(b'{"text": "emoji \\ud83d\\ude00 ok"}\n')
+    (rec,) = read_records(str(p), "e.jsonl", src("jsonl"), 32)
+    assert rec.text == "emoji \U0001F600 ok" and not rec.repaired
+
+
+def test_too_large_records_are_quarantined_with_their_prefix(tmp_path):
+    big = json.dumps({"text": "w" * 5000}).encode()
+    p = tmp_path / "big.jsonl.gz"
+    p.write_bytes(gzip.compress(b'{"text": "small"}\n' + big + b'\n{"text": "next"}\n' + big))
+    recs = list(read_records(str(p), "big.jsonl.gz", src("jsonl"), 16, max_doc_bytes=1000))
+    assert [(r.kind, r.reason, r.offset) for r in recs] == [
+        ("doc", None, 1), ("quarantine", "too_large", 2), ("doc", None, 3), ("quarantine", "too_large", 4)]
+    assert recs[1].raw == big[:16] and recs[2].text == "next"
+    # a line of exactly the bound (plus CRLF) fits
+    exact = json.dumps({"text": "v" * 980}).encode()
+    q = tmp_path / "exact.jsonl"
+    q.write_bytes(exact + b"\r\n")
+    (rec,) = read_records(str(q), "exact.jsonl", src("jsonl"), 16, max_doc_bytes=len(exact))
+    assert rec.kind == "doc"
+
+    t = tmp_path / "blocks.txt"
+    t.write_bytes(b"short block\n%\n" + b"y" * 3000 + b"\n%\nlast block\n")
+    recs = list(read_records(str(t), "blocks.txt", src("text", separator="%"), 16, max_doc_bytes=1000))
+    assert [(r.kind, r.reason) for r in recs] == [("doc", None), ("quarantine", "too_large"), ("doc", None)]
+
+    pq_path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"text": ["fine", "z" * 3000, "fine too"]}), pq_path)
+    recs = list(read_records(str(pq_path), "big.parquet", src("parquet"), 16, max_doc_bytes=1000))
+    assert [(r.kind, r.reason) for r in recs] == [("doc", None), ("quarantine", "too_large"), ("doc", None)]
+
+
+def test_parquet_cut_in_the_middle_is_one_quarantine_row(tmp_path):
+    p = tmp_path / "cut.parquet"
+    pq.write_table(pa.table({"text": [f"doc {i}" for i in range(1000)]}), p)
+    blob = p.read_bytes()
+    p.write_bytes(blob[: len(blob) // 2])
+    recs = list(read_records(str(p), "cut.parquet", src("parquet"), 64))
+    assert len(recs) == 1 and recs[0].reason.startswith("unreadable_parquet:")
+
+
+def _warc(n: int, gz: bool) -> tuple[bytearray, list[int]]:
+    from warcio.statusandheaders import StatusAndHeaders
+    from warcio.warcwriter import WARCWriter
+
+    buf = io.BytesIO()
+    w = WARCWriter(buf, gzip=gz)
+    starts = []
+    for i in range(n):
+        starts.append(buf.tell())
+        html = f"<html><body><article><p>Page {i} of the crawl. " .encode() + b"Some words here. " * 30 + \
+            b"</p></article></body></html>"
+        hh = StatusAndHeaders("200 OK", [("Content-Type", "text/html")], protocol="HTTP/1.1")
+        w.write_record(w.create_warc_record(f"http://example.com/{i}", "response", payload=io.BytesIO(html),
+                                            http_headers=hh))
+    return bytearray(buf.getvalue()), starts
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_warc_resynchronises_after_a_bad_record(tmp_path, gz):
+    blob, starts = _warc(6, gz)
+    for bad in (2, 3):  # two bad records in a row: one skipped region
+        if gz:
+            blob[starts[bad] + 30: starts[bad] + 60] = b"\xff" * 30
+        else:
+            blob[starts[bad]: starts[bad] + 8] = b"GARBAGE!"
+    p = tmp_path / ("c.warc.gz" if gz else "c.warc")
+    p.write_bytes(bytes(blob))
+    recs = list(read_records(str(p), p.name, src("warc"), 64))
+    docs = [r for r in recs if r.kind == "doc"]
+    assert [d.url for d in docs] == [f"http://example.com/{i}" for i in (0, 1, 4, 5)]
+    assert [d.offset for d in docs] == [starts[i] for i in (0, 1, 4, 5)]  # offsets in the file as stored
+    (q,) = [r for r in recs if r.kind == "quarantine"]
+    assert q.reason.startswith("warc_read_error:") and q.offset == starts[2]
+    assert q.raw == bytes(blob[starts[2]: starts[2] + 64])
+    # the bad region at the very end of the file: reported once, nothing after it
+    blob2, starts2 = _warc(3, gz)
+    blob2[starts2[2]: starts2[2] + 8] = b"GARBAGE!" if not gz else b"\xff" * 8
+    p.write_bytes(bytes(blob2))
+    recs = list(read_records(str(p), p.name, src("warc"), 64))
+    assert [r.kind for r in recs] == ["doc", "doc", "quarantine"]
+
+
+class _FlakyFile(io.RawIOBase):
+    """A local file whose reads fail with a connection reset once ``fail_after`` bytes have been read."""
+
+    def __init__(self, path: str, fail_after: int) -> None:
+        self.f = open(path, "rb", buffering=0)  # noqa: SIM115
+        self.fail_after = fail_after
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        if self.f.tell() >= self.fail_after:
+            raise ConnectionResetError(104, "Connection reset by peer")
+        return self.f.read(n)
+
+    def close(self) -> None:
+        self.f.close()
+        super().close()
+
+
+@pytest.mark.parametrize("fmt,name", [("jsonl", "f.jsonl.gz"), ("jsonl", "f.jsonl.zst"), ("parquet", "f.parquet"),
+                                      ("warc", "f.warc.gz"), ("text", "f.txt")])
+def test_storage_fault_mid_file_is_not_quarantined(tmp_path, monkeypatch, fmt, name):
+    """A network error in the middle of a file used to become ``corrupt_compression`` and silently end the file."""
+    import mixlake.storage as storage
+
+    p = tmp_path / name
+    lines = [json.dumps({"text": f"document {i} " + "filler " * 200}).encode() for i in range(3000)]
+    if name.endswith(".gz") and fmt == "jsonl":
+        p.write_bytes(gzip.compress(b"\n".join(lines)))
+    elif name.endswith(".zst"):
+        p.write_bytes(zstandard.ZstdCompressor().compress(b"\n".join(lines)))
+    elif fmt == "parquet":
+        pq.write_table(pa.table({"text": [ln.decode() for ln in lines]}), p, row_group_size=500)
+    elif fmt == "warc":
+        p.write_bytes(bytes(_warc(3000, True)[0]))
+    else:
+        p.write_bytes(b"\n".join(lines))
+    clean = list(read_records(str(p), name, src(fmt), 64))
+    assert sum(r.kind == "doc" for r in clean) >= 1 and not any(r.kind == "quarantine" for r in clean)
+
+    real_open = open
+    monkeypatch.setattr(storage, "open", lambda path, *a, **k: _FlakyFile(path, p.stat().st_size // 2)
+                        if str(path) == str(p) else real_open(path, *a, **k), raising=False)
+    with pytest.raises(SourceReadError, match="ConnectionResetError"):
+        list(read_records(str(p), name, src(fmt), 64))

@@ -10,50 +10,16 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 
 import pytest
 from lake_compare import Lake, lake_differences
 
-from conftest import REPO, SAMPLE_ARGS, compose, free_port, run_env
+from conftest import ACCESS_KEY, BUCKET, REPO, SAMPLE_ARGS, compose, run_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 
-BUCKET = "mixlake-test"
-ACCESS_KEY = "mixlake-test-access"
-
-
-@pytest.fixture(scope="module")
-def s3_server(tmp_path_factory):
-    """(endpoint, boto3 client, secret key) of a moto S3 server, stopped by PID."""
-    import boto3
-
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("moto") / "moto.log", "w")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.2)
-        secret = "sk-" + secrets.token_hex(16)
-        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-                              aws_secret_access_key=secret, region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield endpoint, client, secret
-    finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
 
 
 def test_pipeline_on_s3_equals_local(s3_server, sample_dir, local_pipeline_lake, tmp_path, monkeypatch):

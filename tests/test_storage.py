@@ -35,15 +35,29 @@ def test_local_glob_root_and_files(tmp_path):
     assert root == f"{tmp_path}/web" and len(files) == 1
 
 
-def test_publish_tree_replaces_a_directory_by_renames(tmp_path):
-    storage.write_text(f"{tmp_path}/stream/index.json", "old")
-    storage.write_text(f"{tmp_path}/stream/part-00001/shard", "stale")
-    storage.write_text(f"{tmp_path}/staged/index.json", "new")
-    storage.write_text(f"{tmp_path}/staged/part-00000/shard", "fresh")
-    storage.publish_tree(f"{tmp_path}/staged", f"{tmp_path}/stream")
-    assert storage.read_bytes(f"{tmp_path}/stream/index.json") == b"new"
-    assert storage.list_files(f"{tmp_path}/stream") == ["index.json", "part-00000/shard"]
-    assert sorted(storage.listdir(str(tmp_path))) == ["stream"]  # nothing staged or old left behind
+def test_publish_versioned_switches_by_one_file(tmp_path, monkeypatch):
+    stream = f"{tmp_path}/stream"
+    storage.write_text(f"{tmp_path}/staged/part-00000/shard", "old")
+    storage.publish_versioned(f"{tmp_path}/staged", stream, "v-1", "index.json", b"-> v-1/part-00000/shard")
+    assert storage.list_files(stream) == ["index.json", "v-1/part-00000/shard"]
+    # a crash after the new version is in place but before the switch: the old index and all its files stand
+    storage.write_text(f"{tmp_path}/staged/part-00000/shard", "new")
+    real = storage.write_bytes
+
+    def crash(uri, data, s3=None):
+        raise OSError("crash before the switch")
+
+    monkeypatch.setattr(storage, "write_bytes", crash)
+    with pytest.raises(OSError):
+        storage.publish_versioned(f"{tmp_path}/staged", stream, "v-2", "index.json", b"-> v-2/part-00000/shard")
+    assert storage.read_bytes(f"{stream}/index.json") == b"-> v-1/part-00000/shard"
+    assert storage.read_bytes(f"{stream}/v-1/part-00000/shard") == b"old"
+    monkeypatch.setattr(storage, "write_bytes", real)
+    storage.write_text(f"{tmp_path}/staged/part-00000/shard", "new")
+    storage.publish_versioned(f"{tmp_path}/staged", stream, "v-2", "index.json", b"-> v-2/part-00000/shard")
+    assert storage.list_files(stream) == ["index.json", "v-2/part-00000/shard"]  # the old version is gone
+    assert sorted(storage.listdir(str(tmp_path))) == ["stream"]  # nothing staged or temporary left behind
+    stream = f"{tmp_path}/stream"
     storage.rmtree(f"{tmp_path}/stream")
     storage.rmtree(f"{tmp_path}/stream")  # absent: no error
     assert not storage.exists(f"{tmp_path}/stream")

@@ -10,7 +10,7 @@ Configuration is composed once (:func:`mixlake.config.compose`, Hydra's Compose 
 shipped in the wheel), so it works the same under ``python``, ``spark-submit`` and Databricks ``spark_python_task``
 parameters, never changes the working directory and writes no ``outputs/`` folder. Arguments are Hydra overrides
 (``key=value``, ``+sources.NAME.path=...``); ``spark.conf.<any.spark.key>=<value>`` sets a Spark property verbatim.
-A config error exits with code 2 before any Spark session starts.
+A config error exits with code 2 before any Spark session starts; a lake whose lease another run holds exits 3.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"mixlake: config error: {e}", file=sys.stderr)
         return 2
+    from mixlake.lock import LakeLocked
     from mixlake.pipeline import run_pipeline
     from mixlake.spark import get_spark
 
@@ -95,6 +96,9 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"mixlake: config error: {e}", file=sys.stderr)
         return 2
+    except LakeLocked as e:
+        print(f"mixlake: {e}", file=sys.stderr)
+        return 3
     log.info("done in %.1fs", time.time() - t0)
     return 0
 

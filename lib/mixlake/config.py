@@ -24,9 +24,11 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from mixlake.decontam.config import DecontamConfig, EvalSetConfig
 from mixlake.dedup.config import DedupConfig
 from mixlake.delta import lake_root
 from mixlake.errors import ConfigError
+from mixlake.lock import LockConfig
 from mixlake.mds.write import MDSConfig
 from mixlake.mixture.plan import MixtureConfig
 from mixlake.quality.rules import QualityConfig
@@ -72,6 +74,15 @@ class IngestConfig:
     batch_rows: int = 2000  # rows per Arrow batch handed back from a reader task
     max_tasks: int = 4096  # upper bound on reader tasks (files are grouped beyond this)
     parquet_rows_per_task: int = 100_000  # parquet files are split by row groups into tasks of about this many rows
+    max_doc_bytes: int = 10_000_000  # a longer record is quarantined as ``too_large`` (its prefix kept)
+    batch_bytes: int = 64 << 20  # a reader task hands back a batch once its texts reach this many bytes
+    keep_removed_sources: bool = False  # keep the rows of sources no longer configured (else ingest removes them)
+
+    def __post_init__(self) -> None:
+        for key in ("max_raw_bytes", "batch_rows", "max_tasks", "parquet_rows_per_task", "max_doc_bytes",
+                    "batch_bytes"):
+            if getattr(self, key) <= 0:
+                raise ConfigError(f"ingest.{key} must be > 0, got {getattr(self, key)}")
 
 
 @dataclass
@@ -113,6 +124,7 @@ class SampleConfig:
     low_quality_fraction: float = 0.04
     bad_records: int = 12
     budget_tokens: float = 5.0e6  # the mix stage plans this when no budget is configured
+    eval_items: int = 18  # synthetic eval items, some planted into web/code documents (decontam's ground truth)
 
     def sources(self) -> dict[str, SourceConfig]:
         """The sources the sample provides (added to ``sources`` at compose time when ``enabled``)."""
@@ -126,6 +138,11 @@ class SampleConfig:
                                   priority=30, name="books"),
             "crawl": SourceConfig(path=f"{d}/crawl/*.warc.gz", format="warc", priority=60, name="crawl"),
         }
+
+    def eval_sets(self) -> dict[str, EvalSetConfig]:
+        """The eval set the sample provides (added to ``decontam.evals`` at compose time when ``enabled``)."""
+        return {"sample_eval": EvalSetConfig(path=f"{self.dir.rstrip('/')}/eval/sample_eval.jsonl",
+                                             fields=["question", "answer"], id_field="id", name="sample_eval")}
 
 @dataclass
 class EvalConfig:
@@ -174,6 +191,7 @@ class MixlakeConfig:
     stages: list[str] = field(default_factory=list)
     force: bool = False
     debug: DebugConfig = field(default_factory=DebugConfig)
+    lock: LockConfig = field(default_factory=LockConfig)
     # name -> SourceConfig; typed per entry at compose time (a new entry is added with +sources.NAME.path=...)
     sources: dict[str, Any] = field(default_factory=dict)
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -186,6 +204,7 @@ class MixlakeConfig:
     quality: QualityConfig = field(default_factory=QualityConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     spans: SpansConfig = field(default_factory=SpansConfig)
+    decontam: DecontamConfig = field(default_factory=DecontamConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     tokens: TokensConfig = field(default_factory=TokensConfig)
@@ -279,27 +298,30 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> Mixla
     except OmegaConfBaseException as e:
         raise _error(e) from e
     assert isinstance(cfg, MixlakeConfig)
-    cfg.sources = {str(name): _source(str(name), node) for name, node in dc.sources.items()}
+    cfg.sources = {str(name): _entry(SourceConfig, f"sources.{name}", node) for name, node in dc.sources.items()}
+    cfg.decontam.evals = {str(name): _entry(EvalSetConfig, f"decontam.evals.{name}", node, name=str(name))
+                          for name, node in dc.decontam.evals.items()}
     return finalize(cfg)
 
 
-def _source(name: str, node: Any) -> SourceConfig:
+def _entry(cls: type, prefix: str, node: Any, **extra: Any) -> Any:
+    """One entry of an open mapping (``sources.NAME``, ``decontam.evals.NAME``) typed as ``cls``."""
     from omegaconf.errors import OmegaConfBaseException
 
     if not OmegaConf.is_dict(node):
-        raise ConfigError(f"config key 'sources.{name}' must be a mapping (path, format, ...)")
+        raise ConfigError(f"config key '{prefix}' must be a mapping (path, format, ...)")
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(SourceConfig), node)
+        merged = OmegaConf.merge(OmegaConf.structured(cls), node, extra)
         missing = sorted(OmegaConf.missing_keys(merged))
         if missing:
-            raise ConfigError(f"missing required config value 'sources.{name}.{missing[0]}'")
-        src = OmegaConf.to_object(merged)
+            raise ConfigError(f"missing required config value '{prefix}.{missing[0]}'")
+        obj = OmegaConf.to_object(merged)
     except OmegaConfBaseException as e:
         key = getattr(e, "full_key", None) or getattr(e, "key", None)
-        raise ConfigError(f"config key 'sources.{name}.{key}': {str(e).strip().splitlines()[0]}" if key else
-                          f"config key 'sources.{name}': {str(e).strip().splitlines()[0]}") from e
-    assert isinstance(src, SourceConfig)
-    return src
+        raise ConfigError(f"config key '{prefix}.{key}': {str(e).strip().splitlines()[0]}" if key else
+                          f"config key '{prefix}': {str(e).strip().splitlines()[0]}") from e
+    assert isinstance(obj, cls)
+    return obj
 
 
 def _check_unknown_keys(node: Any, path: str) -> None:
@@ -333,6 +355,9 @@ def finalize(cfg: MixlakeConfig) -> MixlakeConfig:
                 raise ConfigError(f"source name 'sources.{name}' collides with a built-in sample source; rename it "
                                   "or set sample.enabled=false")
             cfg.sources[name] = src
+    if cfg.sample.enabled:
+        for name, es in cfg.sample.eval_sets().items():
+            cfg.decontam.evals.setdefault(name, es)
     if cfg.mds.root is None:
         cfg.mds.root = f"{lake_root(cfg.lake)}/mds"
     if cfg.spark.s3 is None:

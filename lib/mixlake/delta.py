@@ -60,16 +60,18 @@ def replace_table(df: DataFrame, path: str, partition_by: list[str] | None = Non
     w.save(path)
 
 
-def replace_where(df: DataFrame, path: str, predicate: str, partition_by: list[str] | None = None) -> None:
+def replace_where(df: DataFrame, path: str, predicate: str | None, partition_by: list[str] | None = None) -> None:
     """Replace only the rows matching ``predicate`` (e.g. one source's rows) in one commit; others stay untouched.
+    ``None`` replaces every row.
 
-    On the first write the table is created with ``df``'s rows.
+    On the first write the table is created with ``df``'s rows. Columns added by a newer mixlake are merged into an
+    existing table's schema (additive only; a type change still fails).
     """
     spark = df.sparkSession
-    w = df.write.format("delta").mode("overwrite")
+    w = df.write.format("delta").mode("overwrite").option("mergeSchema", "true")
     if partition_by:
         w = w.partitionBy(*partition_by)
-    if table_exists(spark, path):
+    if predicate is not None and table_exists(spark, path):
         w = w.option("replaceWhere", predicate)
     w.save(path)
 

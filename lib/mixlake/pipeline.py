@@ -4,9 +4,12 @@ Every stage run appends one row to the Delta table ``runs``: run id, stage, stat
 the stage's resolved config (secrets masked), its fingerprint, the versions of the tables it read and wrote, record
 counts in/out/dropped/quarantined, wall time, error. A stage is **skipped** when its last successful run had the same
 fingerprint — the same stage config and the same versions of its input tables (for ingest: the same input files,
-sizes and modification times) — and its outputs are still at the versions that run wrote; ``force=true`` reruns
-everything. A crash mid-pipeline is recovered by running again: finished stages are skipped, the failed one reruns
-(its Delta writes replace, so nothing is duplicated), and earlier outputs are untouched.
+sizes and modification times) — and its outputs are still at the versions that run wrote (for ``write_mds`` also: the
+MDS files under ``mds.root`` are still the ones it left — same paths, sizes, modification times — so a deleted or
+rewritten shard makes it rerun, and ``verify_mds`` reruns whenever they change); ``force=true`` reruns everything.
+A crash mid-pipeline is recovered by running again: finished stages are skipped, the failed one reruns (its Delta
+writes replace, so nothing is duplicated), and earlier outputs are untouched. One run writes a lake at a time
+(:mod:`mixlake.lock`).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pyspark.sql import SparkSession
 from mixlake.config import MixlakeConfig
 from mixlake.delta import table_exists, table_path, table_version
 from mixlake.errors import ConfigError
+from mixlake.lock import LakeLease
 from mixlake.stages import stage_runner, stage_validator
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
@@ -40,6 +44,7 @@ URI_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 CONFIG_KEYS: dict[str, list[str]] = {
     "sample": ["sample"], "ingest": ["sources", "sample", "ingest"], "quality": ["quality", "sources"],
     "dedup": ["dedup", "sources"], "eval_dedup": ["eval", "dedup", "sample"], "spans": ["spans"],
+    "decontam": ["decontam"],
     "tokens": ["tokenizer", "tokens"],
     "mix": ["mixture", "model", "budget", "tokens_per_param", "ladder", "mds", "sample"],
     "write_mds": ["mds", "tokenizer"], "verify_mds": ["mds"],
@@ -86,6 +91,8 @@ def stage_io(name: str, cfg: MixlakeConfig) -> tuple[list[str], list[str]]:
                   ["duplicates", "deduped", "dedup_counts", "dedup_summary"]),
         "eval_dedup": (["duplicates", "documents"], ["dedup_eval"]),
         "spans": ([c(cfg, cfg.spans.input_table, stage="spans")], ["spans", "documents_clean"]),
+        "decontam": ([c(cfg, cfg.decontam.input_table, stage="decontam")],
+                     ["contamination", "documents_decontaminated", "decontam_counts"]),
         "tokens": ([c(cfg, cfg.tokens.input_table, stage="tokens")],
                    ["token_counts", "token_summary"]),
         "mix": (["token_summary"], ["mixture"]),
@@ -97,13 +104,31 @@ def stage_io(name: str, cfg: MixlakeConfig) -> tuple[list[str], list[str]]:
     return io.get(name, ([], []))
 
 
+def stage_files(name: str, cfg: MixlakeConfig) -> tuple[list[str], list[str]]:
+    """(file trees a stage reads, file trees it writes) outside the Delta tables: the MDS streams. A stage whose
+    trees changed since its last success reruns even when its tables did not (a shard deleted or rewritten)."""
+    root = cfg.mds.root or ""
+    return {"write_mds": ([], [root]), "verify_mds": ([root], []),
+            "decontam": ([], [f"{cfg.lake.rstrip('/')}/eval_clean"])}.get(name, ([], []))
+
+
+def _trees(roots: list[str], cfg: MixlakeConfig) -> list[str]:
+    from mixlake.storage import tree_fingerprint
+
+    return [tree_fingerprint(r, cfg.s3) for r in roots]  # by position: a root URI may carry credentials
+
+
 def _input_files_fingerprint(cfg: MixlakeConfig) -> str:
     """Paths, sizes and mtimes of every declared source file (ingest's inputs), local or on S3."""
+    return _files_fingerprint([src.path for src in cfg.source_list()], cfg)
+
+
+def _files_fingerprint(patterns: list[str], cfg: MixlakeConfig) -> str:
     from mixlake.storage import glob_files
 
     h = hashlib.sha256()
-    for src in cfg.source_list():
-        for p, size, mtime in glob_files(src.path, cfg.s3)[1]:
+    for pattern in patterns:
+        for p, size, mtime in glob_files(pattern, cfg.s3)[1]:
             h.update(f"{p}\0{size}\0{mtime}\n".encode())
     return h.hexdigest()
 
@@ -115,6 +140,10 @@ def fingerprint(spark: SparkSession, name: str, cfg: MixlakeConfig) -> dict[str,
     fp: dict[str, Any] = {"config": section, "inputs": versions}
     if name == "ingest":
         fp["files"] = _input_files_fingerprint(cfg)
+    if name == "decontam":  # the eval sets are inputs too
+        fp["files"] = _files_fingerprint([e.path for e in cfg.decontam.eval_sets()], cfg)
+    if stage_files(name, cfg)[0]:
+        fp["trees"] = _trees(stage_files(name, cfg)[0], cfg)
     fp["hash"] = hashlib.sha256(json.dumps(fp, sort_keys=True, default=str).encode()).hexdigest()[:16]
     return fp
 
@@ -149,19 +178,27 @@ def run_pipeline(spark: SparkSession, cfg: MixlakeConfig, only: list[str] | None
     for name in stages:
         stage_validator(name)(cfg)  # every stage's config is checked before the first one runs
     force = cfg.force or only is not None  # a job run on its own always runs
-    fail_stage = cfg.debug.fail_stage
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    with LakeLease(cfg.lake, run_id, cfg.lock, cfg.s3):
+        if any(name in ("ingest", "sample") for name in stages):
+            prepare_sources(cfg)
+        return _run_stages(spark, cfg, runners, run_id, force)
+
+
+def _run_stages(spark: SparkSession, cfg: MixlakeConfig, runners: list[tuple[str, Any]], run_id: str,
+                force: bool) -> list[StageResult]:
+    fail_stage = cfg.debug.fail_stage
     masked = json.dumps(mask_secrets(cfg.to_dict()), sort_keys=True, default=str)
-    if any(name in ("ingest", "sample") for name in stages):
-        prepare_sources(cfg)
     results = []
     for i, (name, runner) in enumerate(runners, start=1):
         fp = fingerprint(spark, name, cfg)
         _, outputs = stage_io(name, cfg)
         prev = last_success(spark, cfg, name)
+        out_trees = stage_files(name, cfg)[1]
         if (prev is not None and not force and name not in ALWAYS_RUN and prev.fingerprint == fp["hash"]
                 and all(table_version(spark, table_path(cfg.lake, t)) == (prev.output_versions or {}).get(t)
-                        for t in outputs)):
+                        for t in outputs)
+                and (not out_trees or json.loads(prev.details or "{}").get("output_trees") == _trees(out_trees, cfg))):
             print(f"[mixlake] {name:<8} skipped: inputs and config unchanged since run {prev.run_id} "
                   f"({i}/{len(runners)})", flush=True)
             record(spark, cfg, _row(run_id, name, "skipped", 0.0, fp, masked, None, {}, None))
@@ -182,6 +219,8 @@ def run_pipeline(spark: SparkSession, cfg: MixlakeConfig, only: list[str] | None
             raise StageFailed(f"stage '{name}' failed: {type(e).__name__}: {e}") from e
         res.seconds = time.time() - t0
         outs = {t: table_version(spark, table_path(cfg.lake, t)) for t in outputs}
+        if out_trees:
+            res.details["output_trees"] = _trees(out_trees, cfg)
         record(spark, cfg, _row(run_id, name, "succeeded", res.seconds, fp, masked, res, outs, None, started))
         print(res.line(), flush=True)
         results.append(res)

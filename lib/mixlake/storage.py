@@ -15,13 +15,17 @@ written to the runs table or the report (masked by key name).
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import IO, Any
 
 from pyarrow import fs as pafs
+
+from mixlake.errors import SourceReadError
 
 S3_SCHEMES = ("s3://", "s3a://", "s3n://")
 
@@ -36,6 +40,7 @@ class S3Config:
     access_key: str | None = None  # null: $AWS_ACCESS_KEY_ID
     secret_key: str | None = None  # null: $AWS_SECRET_ACCESS_KEY
     session_token: str | None = None  # null: $AWS_SESSION_TOKEN
+    max_attempts: int = 3  # per request of pyarrow's S3 client (AWS standard retries); then the Spark task fails
 
     def resolved(self) -> S3Config:
         """Nulls filled from the driver's environment (so that executors elsewhere get the same settings)."""
@@ -73,7 +78,8 @@ def filesystem(uri: str, s3: S3Config | None = None) -> tuple[pafs.FileSystem, s
     """(pyarrow filesystem, path inside it) for ``uri``."""
     if is_s3(uri):
         c = (s3 or S3Config()).resolved()
-        kwargs: dict[str, Any] = {"region": c.region}
+        kwargs: dict[str, Any] = {"region": c.region,
+                                  "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=c.max_attempts)}
         if c.access_key:  # else pyarrow's default AWS credential chain (instance profiles, ~/.aws)
             kwargs.update(access_key=c.access_key, secret_key=c.secret_key, session_token=c.session_token)
         if c.endpoint:
@@ -109,13 +115,19 @@ def read_bytes(uri: str, s3: S3Config | None = None) -> bytes:
 
 
 def write_bytes(uri: str, data: bytes, s3: S3Config | None = None) -> None:
-    """Write a whole file (on S3 one PUT: readers see the old object or the new one)."""
+    """Write a whole file so that readers see the old content or the new, never a part: on S3 one PUT, locally a
+    temporary file beside it renamed over it."""
     f, p = filesystem(uri, s3)
-    parent = p.rsplit("/", 1)[0]
-    if isinstance(f, pafs.LocalFileSystem):
-        f.create_dir(parent, recursive=True)
-    with f.open_output_stream(p) as fh:
+    if not isinstance(f, pafs.LocalFileSystem):
+        with f.open_output_stream(p) as fh:
+            fh.write(data)
+        return
+    parent = os.path.dirname(p)
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{os.path.basename(p)}.tmp-{os.getpid()}-{threading.get_ident()}")
+    with open(tmp, "wb") as fh:
         fh.write(data)
+    os.replace(tmp, p)
 
 
 def write_text(uri: str, text: str, s3: S3Config | None = None) -> None:
@@ -134,6 +146,29 @@ def rmtree(uri: str, s3: S3Config | None = None) -> None:
     f, p = filesystem(uri, s3)
     if f.get_file_info(p).type != pafs.FileType.NotFound:
         f.delete_dir(p)
+
+
+def delete_file(uri: str, s3: S3Config | None = None) -> None:
+    """Delete one file; no error when it does not exist."""
+    f, p = filesystem(uri, s3)
+    with contextlib.suppress(FileNotFoundError):
+        f.delete_file(p)
+
+
+def tree_fingerprint(uri: str, s3: S3Config | None = None) -> str:
+    """Hash of every file under ``uri`` — relative path, size, modification time — from one listing (no reads);
+    ``"absent"`` when nothing is there. Changes when a file is added, removed, rewritten or truncated."""
+    import hashlib
+
+    f, p = filesystem(uri, s3)
+    infos = f.get_file_info(pafs.FileSelector(p, recursive=True, allow_not_found=True))
+    files = sorted((relative(i.path, p), i.size, i.mtime_ns) for i in infos if i.type == pafs.FileType.File)
+    if not files:
+        return "absent"
+    h = hashlib.sha256()
+    for rel, size, mtime in files:
+        h.update(f"{rel}\0{size}\0{mtime}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def list_files(uri: str, s3: S3Config | None = None) -> list[str]:
@@ -228,22 +263,73 @@ def _wildcard_root(path: str) -> str:
     return "/".join(root) or "/"
 
 
-def open_input(uri: str, s3: S3Config | None = None) -> IO[bytes]:
-    """A buffered binary reader (with ``peek``) for a local or remote file."""
-    import io
+class _SourceStream(io.RawIOBase):
+    """A raw input stream whose filesystem faults surface as :class:`SourceReadError`.
 
+    Everything layered above it (gzip, zstd, warcio, pyarrow's Parquet reader — which re-raises a Python file's own
+    exception) reports *corrupt bytes* as ``OSError``/``EOFError``/``zlib.error``; a fault of the storage underneath is
+    raised here, by the layer that saw it, as a different class, so no reader can quarantine a network blip.
+    """
+
+    def __init__(self, raw: Any, uri: str) -> None:
+        super().__init__()
+        self._raw = raw
+        self._uri = uri
+
+    def _fault(self, e: OSError, op: str) -> SourceReadError:
+        return SourceReadError(f"{op} {self._uri}: {type(e).__name__}: {e}")
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        try:
+            data = self._raw.read(len(b))
+        except OSError as e:
+            raise self._fault(e, "read") from e
+        n = len(data)
+        b[:n] = data
+        return n
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        try:
+            return self._raw.seek(offset, whence)
+        except OSError as e:
+            raise self._fault(e, "seek") from e
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def close(self) -> None:
+        try:
+            self._raw.close()
+        finally:
+            super().close()
+
+
+def open_input(uri: str, s3: S3Config | None = None) -> IO[bytes]:
+    """A buffered binary reader (with ``peek``) for a local or remote file; storage faults (also a file that
+    vanished after listing) raise :class:`~mixlake.errors.SourceReadError`."""
     f, p = filesystem(uri, s3)
-    if isinstance(f, pafs.LocalFileSystem):
-        return open(p, "rb")
-    return io.BufferedReader(f.open_input_file(p), buffer_size=1 << 20)  # type: ignore[arg-type]
+    try:
+        if isinstance(f, pafs.LocalFileSystem):
+            raw: Any = open(p, "rb", buffering=0)  # noqa: SIM115 - owned and closed by the returned reader
+        else:
+            raw = f.open_input_file(p)
+    except OSError as e:
+        raise SourceReadError(f"open {uri}: {type(e).__name__}: {e}") from e
+    return io.BufferedReader(_SourceStream(raw, uri), buffer_size=1 << 20)
 
 
 def parquet_file(uri: str, s3: S3Config | None = None) -> Any:
-    """A ``pyarrow.parquet.ParquetFile`` for a local or remote file (footer, row groups)."""
+    """A ``pyarrow.parquet.ParquetFile`` (footer, row groups) over :func:`open_input`, so a storage fault is a
+    :class:`~mixlake.errors.SourceReadError` and any other error is the file's own (corrupt, truncated)."""
     import pyarrow.parquet as pq
 
-    f, p = filesystem(uri, s3)
-    return pq.ParquetFile(p, filesystem=f)
+    return pq.ParquetFile(open_input(uri, s3))
 
 
 def move_tree(src: str, dst: str, s3: S3Config | None = None) -> None:
@@ -258,31 +344,38 @@ def move_tree(src: str, dst: str, s3: S3Config | None = None) -> None:
     f.delete_dir(ps)
 
 
-def publish_tree(staged: str, target: str, s3: S3Config | None = None, last: str = "index.json") -> None:
-    """Replace directory ``target`` by ``staged``.
+def remove(uri: str, s3: S3Config | None = None) -> None:
+    """Delete a file or a directory tree; no error when it does not exist."""
+    f, p = filesystem(uri, s3)
+    kind = f.get_file_info(p).type
+    if kind == pafs.FileType.Directory:
+        f.delete_dir(p)
+    elif kind == pafs.FileType.File:
+        f.delete_file(p)
 
-    Locally: two renames (readers see the old tree or the new one). On object stores, where there is no rename: copy
-    every staged object over, ``last`` (the index) after all others, then delete objects of the old tree that the new
-    one does not have; a crash in between leaves the old index over partly replaced files — rerun the stage (and
-    ``verify_mds`` checks every shard's hash against the index).
+
+def publish_versioned(staged: str, target: str, version: str, pointer: str, pointer_bytes: bytes,
+                      s3: S3Config | None = None) -> None:
+    """Publish directory ``staged`` as ``target/<version>/`` and switch readers to it by replacing the one small
+    file ``target/<pointer>`` (an MDS ``index.json`` whose basenames start with ``<version>/``).
+
+    1. ``staged`` → ``target/<version>/`` — a new prefix, so the published version is untouched meanwhile (a
+       version of the same name holds the same bytes by construction: it is named by its content);
+    2. ``target/<pointer>`` replaced in one step — a rename locally, one PUT on an object store — so a reader opens
+       either the old index (whose shards are all still there) or the new one (whose shards are all there already);
+    3. everything else under ``target`` (earlier versions) deleted.
+
+    A crash before 2 leaves the old version published and readable; after 2, at worst unreferenced old files that
+    the next publish removes.
     """
-    f, ps = filesystem(staged, s3)
-    _, pt = filesystem(target, s3)
-    if isinstance(f, pafs.LocalFileSystem):
-        # a crash before the delete leaves ".old-*" beside the target (the MDS writer removes those on its next run)
-        old = f"{os.path.dirname(pt)}/.old-{os.path.basename(pt)}-{os.path.basename(ps)}"
-        if os.path.exists(pt):
-            os.rename(pt, old)
-        os.rename(ps, pt)
-        if os.path.exists(old):
-            f.delete_dir(old)
-        return
-    new = list_files(staged, s3)
-    for rel in sorted(new, key=lambda r: (r == last, r)):
-        f.copy_file(f"{ps}/{rel}", f"{pt}/{rel}")
-    for rel in set(list_files(target, s3)) - set(new):
-        f.delete_file(f"{pt}/{rel}")
-    f.delete_dir(ps)
+    vdir = join(target, version)
+    remove(vdir, s3)
+    makedirs(target, s3)
+    move_tree(staged, vdir, s3)
+    write_bytes(join(target, pointer), pointer_bytes, s3)
+    for name in listdir(target, s3):
+        if name not in (pointer, version):
+            remove(join(target, name), s3)
 
 
 @contextlib.contextmanager

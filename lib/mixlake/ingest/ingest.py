@@ -19,7 +19,7 @@ from pyspark.sql import types as T
 
 from mixlake.config import IngestConfig, SourceConfig
 from mixlake.errors import ConfigError
-from mixlake.ingest.readers import read_records
+from mixlake.ingest.readers import PARQUET_ERRORS, read_records
 from mixlake.storage import S3Config, glob_files, parquet_file, relative
 
 PARSED_SCHEMA = T.StructType([
@@ -34,6 +34,7 @@ PARSED_SCHEMA = T.StructType([
     T.StructField("offset", T.LongType(), False),
     T.StructField("reason", T.StringType(), True),
     T.StructField("raw", T.BinaryType(), True),
+    T.StructField("repaired", T.BooleanType(), False),
 ])
 
 DOCUMENT_COLUMNS = ["doc_id", "source", "source_id", "url", "text", "n_chars", "meta", "file", "offset"]
@@ -83,9 +84,10 @@ def plan_read_tasks(sources: list[SourceConfig], cfg: IngestConfig, s3: S3Config
 def _parquet_row_group_slices(path: str, rows_per_task: int, s3: S3Config | None = None) -> list[list[int]] | None:
 
     try:
-        md = parquet_file(path, s3).metadata
-    except Exception:
-        return None  # unreadable: the reader task turns it into a quarantine row
+        with parquet_file(path, s3) as pf:
+            md = pf.metadata
+    except PARQUET_ERRORS:
+        return None  # corrupt: the reader task turns it into a quarantine row
     slices: list[list[int]] = []
     cur: list[int] = []
     rows = 0
@@ -106,7 +108,9 @@ def read_sources(spark: SparkSession, tasks: list[ReadTask], sources: list[Sourc
     by_name = {s.name: s for s in sources}
     s3 = s3.resolved() if s3 else None  # executors have neither the driver's environment nor its config
     max_raw = cfg.max_raw_bytes
+    max_doc = cfg.max_doc_bytes
     batch_rows = cfg.batch_rows
+    batch_bytes = cfg.batch_bytes
     task_rows = [(t.task_id, json.dumps(asdict(t))) for t in tasks]
     n_slices = max(1, min(len(task_rows), cfg.max_tasks))
     task_df = spark.sparkContext.parallelize(task_rows, n_slices).toDF("task_id long, task string")
@@ -118,12 +122,14 @@ def read_sources(spark: SparkSession, tasks: list[ReadTask], sources: list[Sourc
                 t = ReadTask(**json.loads(task_json))
                 src = by_name[t.source]
                 rows: list[tuple] = []
-                for r in read_records(t.file, t.relpath, src, max_raw, t.row_groups, s3):
+                size = 0  # batches are bounded by rows and by text bytes (a few huge documents must not OOM)
+                for r in read_records(t.file, t.relpath, src, max_raw, t.row_groups, s3, max_doc):
                     rows.append((r.kind, r.doc_id, t.source, r.source_id, r.url, r.text, r.meta, t.file,
-                                 int(r.offset), r.reason, r.raw))
-                    if len(rows) >= batch_rows:
+                                 int(r.offset), r.reason, r.raw, r.repaired))
+                    size += len(r.text) if r.text else 0
+                    if len(rows) >= batch_rows or size >= batch_bytes:
                         yield pd.DataFrame(rows, columns=columns)
-                        rows = []
+                        rows, size = [], 0
                 if rows:
                     yield pd.DataFrame(rows, columns=columns)
 
@@ -134,10 +140,15 @@ def _position(df: DataFrame) -> Column:
     return F.struct(df["file"], df["offset"])
 
 
-def split_parsed(parsed: DataFrame, max_raw_bytes: int) -> tuple[DataFrame, DataFrame, DataFrame]:
+def split_parsed(parsed: DataFrame, max_raw_bytes: int,
+                 files: DataFrame | None = None) -> tuple[DataFrame, DataFrame, DataFrame]:
     """Parsed records → (documents, quarantine, per-file accounting).
 
-    Accounting per (source, file): ``records_read = documents + quarantined + skipped`` and ``skip_reasons``.
+    ``files`` (source, file): every file read, so that one without a single record (zero bytes, an empty gzip) still
+    has its accounting row, with zeros.
+
+    Accounting per (source, file): ``records_read = documents + quarantined + skipped``, ``skip_reasons`` and
+    ``repaired`` (documents whose invalid code points were replaced with U+FFFD).
     """
     docs = parsed.filter(F.col("kind") == "doc")
     dup_ids = (docs.groupBy("doc_id")
@@ -159,13 +170,18 @@ def split_parsed(parsed: DataFrame, max_raw_bytes: int) -> tuple[DataFrame, Data
                 .agg(F.count(F.lit(1)).alias("records_read"),
                      F.sum(F.when(F.col("kind") == "doc", 1).otherwise(0)).cast("long").alias("_docs"),
                      F.sum(F.when(F.col("kind") == "quarantine", 1).otherwise(0)).cast("long").alias("_quar"),
-                     F.sum(F.when(F.col("kind") == "skip", 1).otherwise(0)).cast("long").alias("skipped")))
+                     F.sum(F.when(F.col("kind") == "skip", 1).otherwise(0)).cast("long").alias("skipped"),
+                     F.sum(F.when((F.col("kind") == "doc") & F.col("repaired"), 1).otherwise(0)).cast("long")
+                     .alias("repaired")))
     dups_per_file = dup_rows.groupBy("source", "file").agg(F.count(F.lit(1)).cast("long").alias("_dups"))
     skip_reasons = (parsed.filter(F.col("kind") == "skip").groupBy("source", "file", "reason")
                     .agg(F.count(F.lit(1)).alias("n"))
                     .groupBy("source", "file")
                     .agg(F.map_from_entries(F.array_sort(F.collect_list(F.struct("reason", "n"))))
                          .alias("skip_reasons")))
+    if files is not None:
+        zeros = {c: 0 for c in ("records_read", "_docs", "_quar", "skipped", "repaired")}
+        per_kind = files.join(per_kind, ["source", "file"], "left").fillna(zeros)
     accounting = (per_kind.join(dups_per_file, ["source", "file"], "left")
                   .join(skip_reasons, ["source", "file"], "left")
                   .withColumn("_dups", F.coalesce("_dups", F.lit(0)))
@@ -173,5 +189,6 @@ def split_parsed(parsed: DataFrame, max_raw_bytes: int) -> tuple[DataFrame, Data
                           (F.col("_docs") - F.col("_dups")).alias("documents"),
                           (F.col("_quar") + F.col("_dups")).alias("quarantined"),
                           "skipped",
-                          F.coalesce("skip_reasons", F.create_map().cast("map<string,bigint>")).alias("skip_reasons")))
+                          F.coalesce("skip_reasons", F.create_map().cast("map<string,bigint>")).alias("skip_reasons"),
+                          "repaired"))
     return documents, quarantine, accounting

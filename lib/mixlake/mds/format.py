@@ -12,8 +12,8 @@ settings (``tests/test_mds.py`` proves it) — is:
                "zip_data": null | {"basename": "shard.00000.mds.zstd", "bytes": n, "hashes": {...}},
                "samples": n, "size_limit": int | null, "version": 2}
 
-Columns are sorted by name. A root index may merge several directories: basenames then carry one directory level
-(``part-00003/shard.00000.mds.zstd``), which is how streaming resolves them.
+Columns are sorted by name. A root index may merge several directories: basenames then carry their relative
+directory (``v-<hash>/part-00003/shard.00000.mds.zstd``), which is how streaming resolves them.
 
 A shard file (``raw_data``; with compression only the compressed file ``zip_data`` is kept, compressed whole)::
 

@@ -2,9 +2,12 @@
 
 Layout (``mds.root``, default ``${lake}/mds``)::
 
-    <root>/<source>/index.json              merges every part: basenames "part-00003/shard.00000.mds.zstd"
-    <root>/<source>/part-00000/shard.00000.mds.zstd ...
-    <root>/<source>/part-00000/index.json   the part's own index (a valid MDS directory by itself)
+    <root>/<source>/index.json                 merges every part: basenames "v-<hash>/part-00003/shard.00000.mds.zstd"
+    <root>/<source>/v-<hash>/part-00000/shard.00000.mds.zstd ...
+    <root>/<source>/v-<hash>/part-00000/index.json   the part's own index (a valid MDS directory by itself)
+
+``v-<hash>`` names the stream's version by its content (the first 12 hex digits of SHA-256 over the index with
+part-relative basenames), so the same input and config give the same path and bytes.
 
 * **Which documents**: with a mixture plan, a source planned for fewer than one epoch keeps a deterministic
   Bernoulli sample of its documents (``xxhash64(seed + 1, doc_id) mod (2^31 - 1) / (2^31 - 1) < epochs``);
@@ -16,9 +19,12 @@ Layout (``mds.root``, default ``${lake}/mds``)::
   filesystem, one shard at a time as each closes: bounded worker disk), and returns the attempt directory and the
   part's index entries to the driver. Only the attempts Spark reports as successful are moved into place; every
   other attempt directory (failed, speculative, killed with its executor) is deleted before the index is written.
-  The whole run is written under ``<root>/.staging-<run>/`` and published per source at the end: locally by two
-  renames, so a reader sees the old stream or the new one, never a mix; on S3 (no rename) by copying the objects
-  with ``index.json`` last and then deleting the old stream's leftovers (see :func:`mixlake.storage.publish_tree`).
+  The whole run is written under ``<root>/.staging-<run>/`` (a late write of a zombie attempt lands there too, and
+  the next run deletes it) and published per source at the end: the new version's directory first, beside the
+  published one, then ``index.json`` is replaced in one step (a rename locally, one PUT on S3), then the old
+  version is deleted — a reader sees the old stream or the new one, never the old index over new shards (see
+  :func:`mixlake.storage.publish_versioned`). A lease (``<root>/_mixlake.lock``, :mod:`mixlake.lock`) keeps a
+  second writer off the same root.
 * **Where**: ``mds.root`` may be a local/mounted path or ``s3://``/``s3a://`` (through ``pyarrow.fs`` with the
   ``storage.s3`` settings); ``streaming`` reads it as ``remote=s3://...`` with a local cache.
 * **Samples**: ``text`` → ``{'text': 'str'}`` (+ ``doc_id``/``source`` columns if configured); ``tokens`` →
@@ -32,6 +38,7 @@ executors need neither torch nor ``streaming`` (which imports torch eagerly).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -46,6 +53,7 @@ from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.errors import ConfigError
+from mixlake.lock import LakeLease, LockConfig
 from mixlake.mds.format import ShardWriter, index_bytes, prefixed
 from mixlake.storage import S3Config
 from mixlake.tokens.tokenizer import TokenizerConfig, eos_id, load_tokenizer, vocab_size
@@ -213,10 +221,17 @@ RESULT_DDL = "source string, part int, attempt_dir string, shards string, sample
 
 
 def write_streams(docs: DataFrame, cfg: MDSConfig, tok: TokenizerConfig, root: str,
-                  fraction: dict[str, float], s3: S3Config | None = None) -> list[dict[str, Any]]:
+                  fraction: dict[str, float], s3: S3Config | None = None,
+                  lock: LockConfig | None = None) -> list[dict[str, Any]]:
     """Write every source of ``docs`` as an MDS stream under ``root`` (a local path or ``s3://``); returns the
-    per-part manifest rows."""
+    per-part manifest rows. Holds the root's lease meanwhile (``lock``; default: :class:`LockConfig` defaults)."""
     s3 = s3.resolved() if s3 else None  # executors have neither the driver's environment nor its config
+    with LakeLease(root, f"write_mds-{uuid.uuid4().hex[:12]}", lock or LockConfig(), s3):
+        return _write_streams(docs, cfg, tok, root, fraction, s3)
+
+
+def _write_streams(docs: DataFrame, cfg: MDSConfig, tok: TokenizerConfig, root: str,
+                   fraction: dict[str, float], s3: S3Config | None) -> list[dict[str, Any]]:
     sizes = {r.source: (int(r.n), int(r.bytes or 0)) for r in
              docs.groupBy("source").agg(F.count(F.lit(1)).alias("n"),
                                         F.sum(F.octet_length("text")).alias("bytes")).collect()}
@@ -226,7 +241,7 @@ def write_streams(docs: DataFrame, cfg: MDSConfig, tok: TokenizerConfig, root: s
     cols = columns(cfg, tok)
     run = uuid.uuid4().hex[:12]
     storage.makedirs(root, s3)
-    for stale in storage.listdir(root, s3):  # a crashed earlier run's staging area (one writer per root at a time)
+    for stale in storage.listdir(root, s3):  # a crashed earlier run's staging area (we hold the root's lease)
         if stale.startswith((".staging-", ".old-")):
             storage.rmtree(storage.join(root, stale), s3)
     staging = storage.join(root, f".staging-{run}")
@@ -268,6 +283,7 @@ def _commit(results: list[Any], staging: str, root: str, sizes: dict[str, tuple[
             manifest.append({"source": source, "part": r.part, "samples": r.samples, "docs": r.docs,
                              "tokens": r.tokens, "shards": len(json.loads(r.shards))})
         storage.rmtree(storage.join(sdir, "_attempts"), s3)  # failed/speculative attempts
-        storage.write_bytes(storage.join(sdir, "index.json"), index_bytes(index), s3)
-        storage.publish_tree(sdir, storage.join(root, source), s3)
+        version = "v-" + hashlib.sha256(index_bytes(index)).hexdigest()[:12]
+        storage.publish_versioned(sdir, storage.join(root, source), version, "index.json",
+                                  index_bytes(prefixed(index, version)), s3)
     return manifest

@@ -64,7 +64,7 @@ def _section(spark: SparkSession, lake: str, name: str, missing: str, title: str
 
 def funnel(spark: SparkSession, lake: str) -> Section:
     stages = [("ingest", "documents"), ("quality", "quality_kept"), ("dedup", "deduped"),
-              ("spans", "documents_clean")]
+              ("spans", "documents_clean"), ("decontam", "documents_decontaminated")]
     counts: dict[str, dict[str, tuple[int, int]]] = {}
     for stage, name in stages:
         df = _table(spark, lake, name)
@@ -189,6 +189,35 @@ def spans(spark: SparkSession, lake: str) -> Section:
     return sec
 
 
+def decontamination(spark: SparkSession, lake: str) -> Section:
+    df, sec = _section(spark, lake, "decontam_counts", "decontam has not run", "Decontamination",
+                       "Eval items whose n-grams occur in the training corpus (GPT-3 appendix C). The clean subsets "
+                       "are in eval_clean/<task>.jsonl, the seen items in <task>.dirty.jsonl: report accuracy on "
+                       "both.")
+    if df is None:
+        return sec
+    cont = _table(spark, lake, "contamination")
+    top: dict[str, str] = {}
+    examples: list[list[Any]] = []
+    if cont is not None:
+        valid = cont.filter(F.col("action") != "ignored_common")
+        for r in (valid.groupBy("task", "source").agg(F.countDistinct("item_id").alias("n"))
+                  .orderBy("task", F.desc("n"), "source").collect()):
+            top[r.task] = (top[r.task] + ", " if r.task in top else "") + f"{r.source} ({r.n})"
+        for r in (valid.groupBy("task", "item_id").agg(F.min(F.struct("doc_id", "char_start", "ngram")).alias("m"),
+                                                        F.first("action").alias("action"))
+                  .orderBy("task", "item_id").limit(10).collect()):
+            examples.append([r.task, r.item_id, r.m.doc_id[:12], r.action, r.m.ngram[:160].replace("\n", " ")])
+    sec.header = ["task", "items", "checked", "contaminated", "%", "documents hit", "changed", "dropped",
+                  "common n-grams ignored", "top sources (items)"]
+    sec.table = [[r.task, r["items"], r.items_checked, r.items_contaminated, f"{r.pct_contaminated:.2f}",
+                  r.docs_hit, r.docs_changed, r.docs_dropped, r.ngrams_ignored_common, top.get(r.task, "")]
+                 for r in df.orderBy("task").collect()]
+    for e in examples:
+        sec.notes.append(f"{e[0]} item {e[1]} in document {e[2]} ({e[3]}): “{e[4]}”")
+    return sec
+
+
 def mixture(spark: SparkSession, lake: str, s3: S3Config | None = None) -> Section:
     df, sec = _section(spark, lake, "mixture", "mix has not run", "Mixture plan")
     if df is None:
@@ -250,7 +279,8 @@ def run_times(spark: SparkSession, lake: str) -> Section:
 def build_sections(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float,
                    s3: S3Config | None = None) -> list[Section]:
     return [funnel(spark, lake), quarantine(spark, lake), quality_rules(spark, lake),
-            *duplicates(spark, lake, bands, rows, threshold), spans(spark, lake), mixture(spark, lake, s3),
+            *duplicates(spark, lake, bands, rows, threshold), spans(spark, lake), decontamination(spark, lake),
+            mixture(spark, lake, s3),
             mds_summary(spark, lake), run_times(spark, lake)]
 
 

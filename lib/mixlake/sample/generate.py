@@ -76,6 +76,9 @@ class GroundTruth:
     bad_records: list[dict[str, Any]] = field(default_factory=list)  # {file, line, reason}
     files: dict[str, int] = field(default_factory=dict)  # relative file -> records written
     documents: dict[str, int] = field(default_factory=dict)  # source -> good documents written
+    # eval items of eval/sample_eval.jsonl: {id, kind, docs: [[source, id], ...]}; kinds verbatim, recased,
+    # question_only and code must be found, near_miss (runs of 11 matching words) and unplanted must not
+    contamination: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _Words:
@@ -287,6 +290,47 @@ def generate_sample(sc: SampleConfig) -> GroundTruth:
         rid = new_web(text, web[i]["url"] + "?near")
         gt.near_duplicates.append([web[i]["id"], rid, _j5(web[i]["text"], text), rate])
 
+    # decontamination: synthetic eval items planted into web (and, below, code) documents, with ground truth.
+    plants_rng = np.random.default_rng([sc.seed, 15])  # its own stream: the rest of the sample is unchanged by it
+    pw = _Words(plants_rng, sc.vocab_size)
+    eval_items = []
+    for k in range(sc.eval_items):
+        question = " ".join(pw.sentence() for _ in range(3))
+        while len(question.split()) < 30:
+            question += " " + pw.sentence()
+        eval_items.append({"id": f"eval-{k:03d}", "question": question, "answer": pw.sentence()})
+    plant_kinds = ["verbatim", "recased", "question_only", "near_miss", "code", "unplanted"]
+    web_free = [i for i in range(n_web) if i not in reserved]
+    plant_rng_docs = [int(x) for x in plants_rng.permutation(len(web_free))]
+    code_plants: list[tuple[int, str]] = []
+    for k, item in enumerate(eval_items):
+        kind = plant_kinds[k % len(plant_kinds)]
+        record = {"id": item["id"], "kind": kind, "docs": []}
+        if kind == "verbatim":
+            text = item["question"] + " " + item["answer"]
+        elif kind == "recased":  # equal after normalisation: case and punctuation only
+            text = item["question"].upper().replace(" ", " ; ", 3).replace(".", " ?!")
+        elif kind == "question_only":
+            text = item["question"]
+        elif kind == "near_miss":  # every 12th word changed: runs of 11 matching words, never a 13-gram
+            ws = item["question"].split()
+            text = " ".join("zzq" + w if j % 12 == 11 else w for j, w in enumerate(ws))
+        else:
+            text = ""
+        if kind == "code":
+            code_plants.append((k, item["question"]))
+        elif text and plant_rng_docs:
+            i = web_free[plant_rng_docs.pop()]
+            reserved.add(i)
+            paras = web[i]["text"].split("\n\n")
+            paras.insert(int(plants_rng.integers(0, len(paras) + 1)), text)
+            web[i]["text"] = "\n\n".join(paras)
+            record["docs"].append(["web", web[i]["id"]])
+        gt.contamination.append(record)
+    os.makedirs(os.path.join(tmp, "eval"), exist_ok=True)
+    with open(os.path.join(tmp, "eval", "sample_eval.jsonl"), "w") as fh:
+        fh.writelines(json.dumps(x) + "\n" for x in eval_items)
+
     # shuffle deterministically so injected copies are spread over shards, then write shards with bad records.
     order = rng.permutation(len(web))
     web = [web[int(k)] for k in order]
@@ -325,8 +369,13 @@ def generate_sample(sc: SampleConfig) -> GroundTruth:
     # code (zstd JSONL).
     import zstandard
 
-    code_lines = [json.dumps({"id": f"code-{i:06d}", "repo": f"example/{'-'.join(w.words(2))}", "lang": "python",
-                              "text": _code_doc(w)}).encode() for i in range(n(sc.code_docs))]
+    code_docs = [{"id": f"code-{i:06d}", "repo": f"example/{'-'.join(w.words(2))}", "lang": "python",
+                  "text": _code_doc(w)} for i in range(n(sc.code_docs))]
+    for j, (k, question) in enumerate(code_plants):  # an eval item quoted in a docstring of a code file
+        doc = code_docs[(7 * j + 3) % len(code_docs)]
+        doc["text"] += f'\n\ndef solve_{k}():\n    """{question}"""\n    raise NotImplementedError\n'
+        gt.contamination[k]["docs"].append(["code", doc["id"]])
+    code_lines = [json.dumps(d).encode() for d in code_docs]
     _write_bytes(os.path.join(tmp, "code", "part-00000.jsonl.zst"),
                  zstandard.ZstdCompressor(level=3).compress(b"\n".join(code_lines) + b"\n"))
     gt.files["code/part-00000.jsonl.zst"] = len(code_lines)

@@ -1,6 +1,7 @@
 """Stage ``ingest``: every declared source → Delta ``documents`` (partitioned by source), ``quarantine`` and
-``ingest_files`` (per-file accounting). Re-running replaces exactly the re-ingested sources' rows, one commit per
-table."""
+``ingest_files`` (per-file accounting). Re-running replaces each table in one commit; the rows of a source no longer
+in the config are removed with a warning (``ingest.keep_removed_sources=true`` keeps them and replaces only the
+configured sources' rows)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mixlake.config import MixlakeConfig
-from mixlake.delta import replace_where, sql_in, table_path, table_version
+from mixlake.delta import replace_where, sql_in, table_exists, table_path, table_version
 from mixlake.ingest.ingest import plan_read_tasks, read_sources, split_parsed
 from mixlake.stages.result import StageResult
 
@@ -20,6 +21,15 @@ log = logging.getLogger(__name__)
 
 def validate(cfg: MixlakeConfig) -> None:
     cfg.source_list()  # no sources: an error naming the fix
+
+
+def _removed_sources(spark: SparkSession, lake: str, configured: list[str]) -> list[str]:
+    """Sources that have rows in ``documents`` but are no longer configured (a partition listing, not a scan)."""
+    path = table_path(lake, "documents")
+    if not table_exists(spark, path):
+        return []
+    present = [r.source for r in spark.read.format("delta").load(path).select("source").distinct().collect()]
+    return sorted(set(present) - set(configured))
 
 
 def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
@@ -31,14 +41,19 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     tasks = plan_read_tasks(sources, icfg, s3)
     parsed = read_sources(spark, tasks, sources, icfg, s3).persist(StorageLevel.MEMORY_AND_DISK)
     try:
-        documents, quarantine, accounting = split_parsed(parsed, icfg.max_raw_bytes)
+        files = spark.createDataFrame(sorted({(t.source, t.file) for t in tasks}), "source string, file string")
+        documents, quarantine, accounting = split_parsed(parsed, icfg.max_raw_bytes, files)
         names = [s.name for s in sources]
         where = sql_in("source", names)
+        removed = _removed_sources(spark, cfg.lake, names)
+        if removed and not icfg.keep_removed_sources:
+            log.warning("ingest: sources %s are no longer configured; their rows are removed from documents, "
+                        "quarantine and ingest_files (ingest.keep_removed_sources=true keeps them)", removed)
         out = {}
         for name, df, parts in (("documents", documents, ["source"]), ("quarantine", quarantine, ["source"]),
                                 ("ingest_files", accounting, None)):
             path = table_path(cfg.lake, name)
-            replace_where(df, path, where, partition_by=parts)
+            replace_where(df, path, where if icfg.keep_removed_sources else None, partition_by=parts)
             out[name] = table_version(spark, path)
         # records read and skipped are counted by the readers (ingest_files); documents and quarantined are the
         # row counts of the tables as written — so a record lost or doubled between reader and table shows up
@@ -48,7 +63,8 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
 
         per_source = (spark.read.format("delta").load(table_path(cfg.lake, "ingest_files")).filter(where)
                       .groupBy("source")
-                      .agg(*(F.sum(c).alias(c) for c in ("records_read", "documents", "quarantined", "skipped")))
+                      .agg(*(F.sum(c).alias(c) for c in ("records_read", "documents", "quarantined", "skipped",
+                                                         "repaired")))
                       .join(rows("documents", "documents_rows"), "source", "left")
                       .join(rows("quarantine", "quarantine_rows"), "source", "left")
                       .fillna(0, ["documents_rows", "quarantine_rows"])
@@ -65,5 +81,8 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
                  r.documents, r.quarantined, r.skipped)
     res.details["per_source"] = {r.source: r.asDict() for r in per_source}
     res.details["files"] = len({t.file for t in tasks})
+    res.details["repaired"] = sum(int(r.repaired) for r in per_source)
+    if removed:
+        res.details["removed_sources" if not icfg.keep_removed_sources else "kept_unconfigured_sources"] = removed
     res.check()
     return res

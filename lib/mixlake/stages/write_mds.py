@@ -39,7 +39,7 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     root = m.root
     t0 = time.time()
     fractions = plan_fractions(spark, cfg, m)
-    manifest = write_streams(docs, m, tok, root, fractions, cfg.s3)
+    manifest = write_streams(docs, m, tok, root, fractions, cfg.s3, cfg.lock)
     seconds = time.time() - t0
     if not manifest:
         raise ConfigError("write_mds wrote nothing")
