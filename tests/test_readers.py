@@ -313,3 +313,17 @@ def test_storage_fault_mid_file_is_not_quarantined(tmp_path, monkeypatch, fmt, n
                         if str(path) == str(p) else real_open(path, *a, **k), raising=False)
     with pytest.raises(SourceReadError, match="ConnectionResetError"):
         list(read_records(str(p), name, src(fmt), 64))
+
+
+def test_truncated_zstd_is_not_a_silent_end(tmp_path):
+    # zstandard's stream_reader ends cleanly at a cut inside a frame: the records after it vanished without a row
+    lines = b"".join(json.dumps({"text": f"record {i} " * 8}).encode() + b"\n" for i in range(3000))
+    blob = zstandard.ZstdCompressor().compress(lines)
+    p = tmp_path / "t.jsonl.zst"
+    p.write_bytes(blob[: len(blob) // 2])
+    recs = list(read_records(str(p), "t.jsonl.zst", src("jsonl"), 64))
+    assert recs[-1].kind == "quarantine" and recs[-1].reason == "corrupt_compression:EOFError"
+    z = zstandard.ZstdCompressor()
+    two = z.compress(b'{"text": "a"}\n') + z.compress(b'{"text": "b"}')
+    p.write_bytes(two)  # several frames, no final newline: both records
+    assert [r.text for r in read_records(str(p), "t.jsonl.zst", src("jsonl"), 64)] == ["a", "b"]

@@ -35,7 +35,9 @@ def test_pipeline_on_s3_equals_local(s3_server, sample_dir, local_pipeline_lake,
     lake = f"s3a://{BUCKET}/lake"
     cache = tmp_path / "cache"
     cmd = [sys.executable, str(REPO / "jobs" / "pipeline.py"), f"lake={lake}", "sample.enabled=false", *overrides,
-           "stages=[ingest,quality,dedup,spans,tokens,mix,write_mds,verify_mds,report]", "budget.tokens=1250000",
+           "stages=[ingest,quality,dedup,spans,decontam,tokens,mix,write_mds,verify_mds,report]",
+           "budget.tokens=1250000", f"+decontam.evals.sample_eval.path=s3://{BUCKET}/sample/eval/sample_eval.jsonl",
+           "+decontam.evals.sample_eval.id_field=id",
            f"storage.s3.endpoint={endpoint}", f"storage.s3.access_key={ACCESS_KEY}",
            f"storage.s3.secret_key={secret}", f"mds.local_cache={cache}", f"mds.remote=s3://{BUCKET}/lake/mds"]
     env = {k: v for k, v in run_env().items() if not k.startswith("AWS_")}
@@ -68,7 +70,8 @@ def test_pipeline_on_s3_equals_local(s3_server, sample_dir, local_pipeline_lake,
     # the secret never lands in the logs, the runs table or the report; the runs table shows it masked
     assert secret not in logs
     runs = DeltaTable(f"s3://{BUCKET}/lake/tables/runs", storage_options=options).to_pyarrow_table().to_pylist()
-    assert len(runs) == 9 and not any(secret in json.dumps(r, default=str) for r in runs)
+    assert len(runs) == 10 and not any(secret in json.dumps(r, default=str) for r in runs)
     assert {json.loads(r["config"])["storage"]["s3"]["secret_key"] for r in runs} == {"***"}
+    assert remote.files("eval_clean") == Lake(str(local_pipeline_lake)).files("eval_clean") != {}
     report = remote.files("report")
     assert "index.html" in report and not any(secret.encode() in v for v in report.values())

@@ -31,6 +31,7 @@ from mixlake.errors import ConfigError
 from mixlake.lock import LockConfig
 from mixlake.mds.write import MDSConfig
 from mixlake.mixture.plan import MixtureConfig
+from mixlake.quality.model_config import QualityModelConfig
 from mixlake.quality.rules import QualityConfig
 from mixlake.spans.spans import SpansConfig
 from mixlake.storage import S3Config, is_s3
@@ -205,6 +206,7 @@ class MixlakeConfig:
     dedup: DedupConfig = field(default_factory=DedupConfig)
     spans: SpansConfig = field(default_factory=SpansConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
+    quality_model: QualityModelConfig = field(default_factory=QualityModelConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     tokens: TokensConfig = field(default_factory=TokensConfig)

@@ -42,7 +42,7 @@ URI_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 
 # config sections that determine each stage's output (besides its input tables)
 CONFIG_KEYS: dict[str, list[str]] = {
-    "sample": ["sample"], "ingest": ["sources", "sample", "ingest"], "quality": ["quality", "sources"],
+    "sample": ["sample"], "ingest": ["sources", "sample", "ingest"], "quality": ["quality", "quality_model", "sources"],
     "dedup": ["dedup", "sources"], "eval_dedup": ["eval", "dedup", "sample"], "spans": ["spans"],
     "decontam": ["decontam"],
     "tokens": ["tokenizer", "tokens"],

@@ -85,11 +85,55 @@ def open_decompressed(path: str, s3: S3Config | None = None) -> IO[bytes]:
     if head[:2] == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
     if head[:4] == ZSTD_MAGIC:
+        return io.BufferedReader(_ZstdStream(f))
+    return f
+
+
+class _ZstdStream(io.RawIOBase):
+    """Decompressed zstd (any number of frames) that raises ``EOFError`` when the input ends inside a frame.
+
+    ``zstandard``'s ``stream_reader`` returns a clean end of stream for a file cut in the middle of a frame — the
+    records after the cut would vanish without a trace; a ``decompressobj`` per frame tells whether it finished.
+    """
+
+    def __init__(self, f: IO[bytes]) -> None:
         import zstandard
 
-        reader = zstandard.ZstdDecompressor().stream_reader(f, read_across_frames=True, closefd=True)
-        return io.BufferedReader(reader)  # type: ignore[arg-type]
-    return f
+        super().__init__()
+        self._f = f
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._d = self._new()
+        self._started = False  # the current frame has received input
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            chunk = self._f.read(1 << 16)
+            if not chunk:
+                if self._started and not self._d.eof:
+                    raise EOFError("zstd stream ends inside a frame (truncated)")
+                return 0
+            out = []
+            while chunk:
+                self._started = True
+                out.append(self._d.decompress(chunk))
+                chunk = self._d.unused_data if self._d.eof else b""
+                if self._d.eof:
+                    self._d, self._started = self._new(), False
+            self._buf = b"".join(out)
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+    def close(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            super().close()
 
 
 # Corruption of a compressed stream that was read: a truncated stream (EOFError), bad deflate data, a bad header or

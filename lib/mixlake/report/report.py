@@ -135,6 +135,38 @@ def quality_rules(spark: SparkSession, lake: str) -> Section:
     return sec
 
 
+def quality_model_section(spark: SparkSession, lake: str) -> Section:
+    df, sec = _section(spark, lake, "quality_model", "the learned quality model is off (quality_model.enabled)",
+                       "Quality model", "GPT-3's HashingTF + logistic regression classifier trained on this lake: "
+                       "held-out metrics, score histograms per source, the most weighted words.")
+    if df is None:
+        return sec
+    m = json.loads(df.first().metrics)
+    sec.header = ["model", "AUC (held out)", "threshold", "precision", "recall", "held-out docs", "select"]
+    sec.table = [[m["path"], f"{m['auc']:.3f}", m["threshold"], f"{m['precision']:.3f}", f"{m['recall']:.3f}",
+                  m["holdout_docs"], m["select"]]]
+    feats = m.get("top_features", {})
+    sec.notes.append("positive words: " + ", ".join(f"{w} ({x:+.2f})" for w, x in feats.get("positive", [])[:12]))
+    sec.notes.append("negative words: " + ", ".join(f"{w} ({x:+.2f})" for w, x in feats.get("negative", [])[:12]))
+    q = _table(spark, lake, "quality")
+    if q is not None and "quality_model_score" in q.columns:
+        rows = (q.filter(F.col("quality_model_score").isNotNull())
+                .groupBy("source", F.least(F.floor(F.col("quality_model_score") * 20), F.lit(19)).alias("b"))
+                .agg(F.count(F.lit(1)).alias("n")).collect())
+        fig, ax = plt.subplots(figsize=(8, 3.2))
+        for src in sorted({r.source for r in rows}):
+            hist = [0] * 20
+            for r in rows:
+                if r.source == src:
+                    hist[int(r.b)] = int(r.n)
+            ax.plot([(i + 0.5) / 20 for i in range(20)], hist, marker=".", label=src)
+        ax.set_xlabel("quality_model_score")
+        ax.set_ylabel("documents")
+        ax.legend(fontsize=8)
+        sec.image = _png(fig)
+    return sec
+
+
 def duplicates(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float) -> list[Section]:
     df, sec = _section(spark, lake, "duplicates", "dedup has not run", "Duplicate clusters",
                        "Cluster-size distribution (log-log) and the largest clusters.")
@@ -279,6 +311,7 @@ def run_times(spark: SparkSession, lake: str) -> Section:
 def build_sections(spark: SparkSession, lake: str, bands: int, rows: int, threshold: float,
                    s3: S3Config | None = None) -> list[Section]:
     return [funnel(spark, lake), quarantine(spark, lake), quality_rules(spark, lake),
+            quality_model_section(spark, lake),
             *duplicates(spark, lake, bands, rows, threshold), spans(spark, lake), decontamination(spark, lake),
             mixture(spark, lake, s3),
             mds_summary(spark, lake), run_times(spark, lake)]

@@ -1,17 +1,25 @@
 """Stage ``quality``: signals, language and keep decisions per document → Delta ``quality`` (signals, ``lang``,
 ``lang_score``, ``keep``, ``drop_reasons``), ``quality_kept`` (kept documents, ``documents`` schema) and
-``quality_counts`` (per source and rule: documents dropped, with the smallest-``doc_id`` example)."""
+``quality_counts`` (per source and rule: documents dropped, with the smallest-``doc_id`` example). With
+``quality_model.enabled``, GPT-3's learned classifier (:mod:`mixlake.quality.model`) adds ``quality_model_score``
+and its selection (reason ``quality_model``), and the Delta table ``quality_model`` records the model and its
+metrics."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import replace
+from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from mixlake import storage
 from mixlake.config import MixlakeConfig
 from mixlake.delta import read_table, replace_table, table_path, table_version
+from mixlake.errors import ConfigError
+from mixlake.quality.model import apply_selection, score, train_or_load
 from mixlake.quality.rules import QualityConfig, apply_rules
 from mixlake.quality.signals import quality_signals
 from mixlake.stages.result import StageResult
@@ -31,10 +39,47 @@ def stage_config(cfg: MixlakeConfig) -> QualityConfig:
     return qc
 
 
+def validate(cfg: MixlakeConfig) -> None:
+    qm = cfg.quality_model
+    if not qm.enabled or qm.path is not None or not cfg.sources:
+        return
+    for key in ("positive_sources", "negative_sources"):
+        missing = [s for s in getattr(qm, key) if s not in cfg.sources]
+        if missing:
+            raise ConfigError(f"quality_model.{key} names sources that are not configured: {missing} "
+                              f"(configured: {sorted(cfg.sources)})")
+
+
+def with_model(spark: SparkSession, cfg: MixlakeConfig, docs: DataFrame,
+               tagged: DataFrame) -> tuple[DataFrame, dict[str, Any]]:
+    """``tagged`` with the learned score and its selection folded in: ``quality_model_score``, ``keep`` also
+    requiring the model's selection, ``quality_model`` in ``drop_reasons``, and ``quality_score`` = the model's
+    score where there is one (what dedup's keep rule prefers)."""
+    qm = cfg.quality_model
+    version = table_version(spark, table_path(cfg.lake, "documents"))
+    model, metrics, where = train_or_load(docs, qm, storage.join(cfg.lake, "models", "quality"), version, cfg.s3)
+    targets = qm.targets()
+    scores = score(model, docs.filter(F.col("source").isin(targets)).select("doc_id", "text"))
+    t = apply_selection(tagged.join(scores.select("doc_id", "quality_model_score"), "doc_id", "left"), qm)
+    dropped = ~F.col("quality_model_keep")
+    t = (t.withColumn("drop_reasons", F.when(dropped, F.concat("drop_reasons", F.array(F.lit("quality_model"))))
+                      .otherwise(F.col("drop_reasons")))
+         .withColumn("keep", F.col("keep") & F.col("quality_model_keep"))
+         .withColumn("quality_score", F.coalesce("quality_model_score", "quality_score"))
+         .drop("quality_model_keep"))
+    return t, {**metrics, "path": where, "select": qm.select, "applied_to": targets}
+
+
 def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     qc = stage_config(cfg)
+    validate(cfg)
     docs = read_table(spark, cfg.lake, "documents")
     tagged = apply_rules(quality_signals(docs, qc.langid), qc)
+    model_info: dict[str, Any] | None = None
+    if cfg.quality_model.enabled:
+        tagged, model_info = with_model(spark, cfg, docs, tagged)
+        replace_table(spark.createDataFrame([(model_info["path"], json.dumps(model_info, default=str))],
+                                            "path string, metrics string"), table_path(cfg.lake, "quality_model"))
     qpath = table_path(cfg.lake, "quality")
     replace_table(tagged, qpath, partition_by=["source"])
     q = spark.read.format("delta").load(qpath)
@@ -63,6 +108,11 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     res.details = {"per_rule": [r.asDict() for r in rule_counts],
                    "per_source": {r.source: {"in": int(r.n), "kept": int(r.kept), "dropped": int(r.dropped)}
                                   for r in per_source}}
+    if model_info is not None:
+        res.details["quality_model"] = {k: v for k, v in model_info.items() if k != "top_features"}
+        log.info("quality_model %s: AUC %.3f, precision %.3f / recall %.3f at %.2f, select=%s on %s",
+                 model_info["path"], model_info["auc"], model_info["precision"], model_info["recall"],
+                 model_info["threshold"], model_info["select"], model_info["applied_to"])
     for r in rule_counts:
         log.info("quality rule %s/%s dropped %d (e.g. %s)", r.source, r.rule, r.dropped, r.example_doc_id)
     res.check()
