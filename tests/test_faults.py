@@ -119,17 +119,21 @@ def test_storage_faults_are_retried_and_the_output_equals_a_clean_run(s3_server,
 
     upstream = int(endpoint.rsplit(":", 1)[1])
     env = {k: v for k, v in run_env().items() if not k.startswith("AWS_")}
+
+    def ingest_through(proxy: FlakyProxy, lake) -> tuple[int, str]:
+        try:
+            p = subprocess.run(_ingest_cmd(lake, f"http://127.0.0.1:{proxy.port}", secret, 2), capture_output=True,
+                               text=True, timeout=600, env=env, cwd=tmp_path)
+        finally:
+            proxy.close()
+        return p.returncode, p.stdout + p.stderr
+
     # the 2nd GET of the big file (after 1 MiB was read and decompressed) and the retry of it: pyarrow's client
     # gives up after max_attempts=2, the task fails, Spark's 2nd attempt reads the file whole
     proxy = FlakyProxy(upstream, "big.jsonl.gz", first=2, failures=2)
-    try:
-        faulty = tmp_path / "faulty"
-        p = subprocess.run(_ingest_cmd(faulty, f"http://127.0.0.1:{proxy.port}", secret, 2), capture_output=True,
-                           text=True, timeout=600, env=env, cwd=tmp_path)
-    finally:
-        proxy.close()
-    logs = p.stdout + p.stderr
-    assert p.returncode == 0, logs[-5000:]
+    faulty = tmp_path / "faulty"
+    code, logs = ingest_through(proxy, faulty)
+    assert code == 0, logs[-5000:]
     assert proxy.resets == 2 and "SourceReadError" in logs  # the task really failed once and was retried
     assert lake_differences(str(clean), str(faulty), only_common_tables=True) == []
     docs = spark.read.format("delta").load(str(faulty / "tables" / "documents"))
@@ -138,14 +142,9 @@ def test_storage_faults_are_retried_and_the_output_equals_a_clean_run(s3_server,
 
     # a fault that does not go away: the job fails loudly, naming the file; nothing is published
     proxy = FlakyProxy(upstream, "big.jsonl.gz", first=1, failures=10**6)
-    try:
-        broken = tmp_path / "broken"
-        p = subprocess.run(_ingest_cmd(broken, f"http://127.0.0.1:{proxy.port}", secret, 2), capture_output=True,
-                           text=True, timeout=600, env=env, cwd=tmp_path)
-    finally:
-        proxy.close()
-    logs = p.stdout + p.stderr
-    assert p.returncode != 0
+    broken = tmp_path / "broken"
+    code, logs = ingest_through(proxy, broken)
+    assert code != 0
     assert "SourceReadError" in logs and "big.jsonl.gz" in logs
     assert proxy.resets >= 8  # 4 task attempts x 2 client attempts
     assert not table_exists(spark, str(broken / "tables" / "documents"))  # no Delta commit
