@@ -81,6 +81,31 @@ class NgramIndex:
     items: list[EvalItem]
     keys: dict[int, np.ndarray] = field(default_factory=dict)
     item_of: dict[int, np.ndarray] = field(default_factory=dict)
+    _bitmaps: dict[int, tuple[np.ndarray, np.uint64]] = field(default_factory=dict, repr=False)
+
+    def contains(self, n: int, hashes: np.ndarray) -> np.ndarray:
+        """Whether each hash is an indexed n-gram: a bitmap on the low bits (~1/64 full) answers most with one
+        gather; only its hits are checked exactly against the sorted keys."""
+        keys = self.keys[n]
+        if len(keys) == 0:
+            return np.zeros(len(hashes), dtype=bool)
+        if len(keys) < 64:  # a sorted-keys lookup (numpy 2.1's isin gave varying answers on uint64 hashes here)
+            pos = np.minimum(np.searchsorted(keys, hashes), len(keys) - 1)
+            return keys[pos] == hashes
+        if n not in self._bitmaps:  # built where it is used (each executor), never shipped
+            bits = min(26, max(12, int(np.ceil(np.log2(len(keys) * 64)))))
+            mask = np.uint64((1 << bits) - 1)
+            bitmap = np.zeros(1 << bits, dtype=bool)
+            bitmap[(keys & mask).astype(np.int64)] = True
+            self._bitmaps[n] = (bitmap, mask)
+        bitmap, mask = self._bitmaps[n]
+        cand = np.flatnonzero(bitmap[(hashes & mask).astype(np.int64)])
+        out = np.zeros(len(hashes), dtype=bool)
+        if len(cand):
+            sub = hashes[cand]
+            pos = np.minimum(np.searchsorted(keys, sub), len(keys) - 1)
+            out[cand] = keys[pos] == sub
+        return out
 
     @property
     def sizes(self) -> list[int]:

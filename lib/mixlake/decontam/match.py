@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from mixlake.decontam.index import NgramIndex, ngram_hashes, word_hash_array, words_with_spans
-from mixlake.dedup.minhash import shingle_hashes, word_hashes
+from mixlake.dedup.minhash import _M, fmix64, word_hashes
 from mixlake.text import NormalizeConfig
 
 HIT_SCHEMA = pa.schema([
@@ -27,14 +27,36 @@ MAX_NGRAM_TEXT = 1000  # characters of the matched text kept in a hit row
 
 
 def candidate_docs(texts: pa.Array, index: NgramIndex, norm: NormalizeConfig) -> np.ndarray:
-    """Row numbers of the documents of a batch that contain at least one indexed n-gram (vectorised prefilter)."""
+    """Row numbers of the documents of a batch that contain at least one indexed n-gram (vectorised prefilter).
+
+    Dedup's word hashing, then the n-gram hashes of every size the index holds (8..13 with short eval texts) built
+    incrementally — a window of n+1 words is the n-word window times the multiplier plus one word hash, the same
+    polynomial :func:`mixlake.dedup.minhash.shingle_hashes` computes — each finalised and looked up through the
+    index's bitmap (:meth:`NgramIndex.contains`); windows that straddle two documents are ignored.
+    """
     wh, offsets = word_hashes(texts, norm)
-    found = np.zeros(len(offsets) - 1, dtype=bool)
-    for n in index.sizes:
-        sh, rows = shingle_hashes(wh, offsets, n)
-        hit = np.flatnonzero(np.isin(sh, index.keys[n]))
-        if len(hit):
-            found[np.searchsorted(rows, hit, side="right") - 1] = True
+    n_docs = len(offsets) - 1
+    total = len(wh)
+    sizes = index.sizes
+    if not sizes or total < sizes[0]:
+        return np.zeros(0, dtype=np.int64)
+    doc_of_word = np.repeat(np.arange(n_docs), np.diff(offsets))
+    found = np.zeros(n_docs, dtype=bool)
+    with np.errstate(over="ignore"):
+        cur = sizes[0]
+        windows = wh[: total - cur + 1].copy()
+        for j in range(1, cur):
+            windows = windows * _M + wh[j: total - cur + 1 + j]
+        for n in sizes:
+            if total < n:
+                break
+            while cur < n:
+                windows = windows[:-1] * _M + wh[cur:]
+                cur += 1
+            h = fmix64(windows.copy())
+            first = doc_of_word[: len(h)]
+            hit = np.flatnonzero(index.contains(n, h) & (first == doc_of_word[n - 1:]))
+            found[first[hit]] = True
     return np.flatnonzero(found)
 
 
@@ -45,7 +67,7 @@ def doc_hits(text: str, index: NgramIndex, norm: NormalizeConfig) -> list[tuple[
     out = []
     for n in index.sizes:
         h = ngram_hashes(wh, n)
-        pos = np.flatnonzero(np.isin(h, index.keys[n]))
+        pos = np.flatnonzero(index.contains(n, h))
         for p, items in zip(pos, index.lookup(n, h[pos]), strict=True):
             for item in items:
                 out.append((n, int(h[p]), int(item), starts[p], ends[p + n - 1]))
