@@ -62,15 +62,5 @@ class DecontamConfig:
                 raise ConfigError(f"decontam.{key} must be >= 0, got {getattr(self, key)}")
 
     def eval_sets(self) -> list[EvalSetConfig]:
-        out = []
-        for name, v in sorted(self.evals.items()):
-            if isinstance(v, EvalSetConfig):
-                out.append(v if v.name == name else EvalSetConfig(**{**v.__dict__, "name": name}))
-            elif isinstance(v, dict):
-                unknown = set(v) - {"path", "format", "fields", "id_field", "name"}
-                if unknown:
-                    raise ConfigError(f"decontam.evals.{name}: unknown keys {sorted(unknown)}")
-                out.append(EvalSetConfig(**{**v, "name": name}))
-            else:
-                raise ConfigError(f"decontam.evals.{name} must be a mapping with a path, got {v!r}")
-        return out
+        """The eval sets by task name (typed and named at compose time, see ``mixlake.config.compose``)."""
+        return [v for _, v in sorted(self.evals.items())]

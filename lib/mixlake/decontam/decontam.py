@@ -85,11 +85,17 @@ def decontaminate(docs: DataFrame, index: NgramIndex, cfg: DecontamConfig) -> De
     return Decontaminated(documents, contamination, actions.drop("text"), hits)
 
 
-def task_counts(contamination: DataFrame, actions: DataFrame, index: NgramIndex) -> list[dict[str, object]]:
-    """Per task: items, items checked, items contaminated (and %), documents hit / changed / dropped, n-gram
-    occurrences ignored as common. Eval-sized results only are collected."""
+def seen_items(contamination: DataFrame) -> set[tuple[str, str]]:
+    """(task, item_id) of every eval item matched in the corpus (common n-grams aside): eval-sized."""
     valid = contamination.filter(F.col("action") != "ignored_common")
-    dirty = {(r.task, r.item_id) for r in valid.select("task", "item_id").distinct().collect()}
+    return {(r.task, r.item_id) for r in valid.select("task", "item_id").distinct().collect()}
+
+
+def task_counts(contamination: DataFrame, actions: DataFrame, index: NgramIndex,
+                dirty: set[tuple[str, str]]) -> list[dict[str, object]]:
+    """Per task: items, items checked, items contaminated (``dirty``: :func:`seen_items`, and %), documents hit /
+    changed / dropped, n-gram occurrences ignored as common. Eval-sized results only are collected."""
+    valid = contamination.filter(F.col("action") != "ignored_common")
     per_task = {r.task: r for r in
                 valid.join(actions.select("doc_id", F.col("action").alias("doc_action")), "doc_id")
                 .groupBy("task")

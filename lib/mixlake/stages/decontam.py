@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.config import MixlakeConfig
-from mixlake.decontam.decontam import decontaminate, task_counts
+from mixlake.decontam.decontam import decontaminate, seen_items, task_counts
 from mixlake.decontam.index import NgramIndex, load_index
 from mixlake.delta import read_table, replace_table, table_path, table_version
 from mixlake.errors import ConfigError
@@ -50,7 +50,8 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
         out_path = table_path(cfg.lake, "documents_decontaminated")
         replace_table(result.documents, out_path, partition_by=["source"])
         contamination = spark.read.format("delta").load(cont_path)
-        counts = task_counts(contamination, result.actions, index)
+        dirty = seen_items(contamination)
+        counts = task_counts(contamination, result.actions, index, dirty)
         counts_path = table_path(cfg.lake, "decontam_counts")
         replace_table(spark.createDataFrame(counts, "task string, items long, items_checked long, "
                                             "items_contaminated long, pct_contaminated double, docs_hit long, "
@@ -63,8 +64,6 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     finally:
         result.hits.unpersist()
         result.actions.unpersist()
-    dirty = {(r.task, r.item_id) for r in contamination.filter(F.col("action") != "ignored_common")
-             .select("task", "item_id").distinct().collect()}
     files = write_eval_splits(cfg, index, dirty)
     for c in counts:
         log.info("decontam %s: %d/%d items contaminated (%.1f%%), %d documents hit, %d changed, %d dropped",
