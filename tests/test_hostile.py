@@ -140,7 +140,7 @@ def test_hostile_corpus_through_the_whole_pipeline(spark, tmp_path):
         ("hostile", "text_not_a_string"), ("hostile", "duplicate_source_id"), ("hostile", "too_large"),
         ("hostile", "corrupt_compression"),  # the truncated .zst (its first records are documents)
         ("hostile", "corrupt_compression"),  # the garbage after the gzip stream (all 20 records before it kept)
-        ("tables", "unreadable_parquet"), ("crawl", "warc_read_error")])
+        ("tables", "unreadable_parquet"), ("crawl", "warc_corrupt_gzip_member")])
     huge = next(q for q in quarantine if q.reason == "too_large")
     assert huge.raw == b'{"id": "huge", "text": "' + b"y" * (4096 - 24)
     # the crawl: the damaged record is skipped, the reader resynchronises, the 5 others are documents

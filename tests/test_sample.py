@@ -55,5 +55,5 @@ def test_ground_truth_matches_files(sample_dir, ground_truth):
     assert holders == sorted(bp["ids"]) and bp["count"] == len(holders) >= 50
     reasons = {r["reason"] for r in ground_truth["bad_records"]}
     assert {"malformed_json", "invalid_utf8", "empty_text", "missing_text_field", "corrupt_compression",
-            "warc_read_error"} <= reasons
+            "warc_truncated_record"} <= reasons
     assert set(ground_truth["low_quality"]) == {"menu", "lorem", "symbols", "javascript", "repeated_lines"}

@@ -531,7 +531,7 @@ def _warc_records(f: IO[bytes], base: int, relpath: str, src: SourceConfig, raw:
 def _next_record_start(f: IO[bytes], start: int, gzipped: bool) -> int | None:
     """File offset of the next place a WARC record may start at or after ``start``: a gzip member header for
     per-record gzip (``.warc.gz``), a ``WARC/1.`` line for uncompressed WARC; None at the end of the file."""
-    pattern = b"\x1f\x8b\x08" if gzipped else b"\nWARC/1."
+    pattern = GZIP_MEMBER_MAGIC if gzipped else b"\nWARC/1."
     skip = 0 if gzipped else 1
     f.seek(start - skip if not gzipped and start > 0 else start)
     pos = f.tell()
@@ -548,45 +548,166 @@ def _next_record_start(f: IO[bytes], start: int, gzipped: bool) -> int | None:
         pos += len(chunk)
 
 
+GZIP_MEMBER_MAGIC = b"\x1f\x8b\x08"  # gzip magic + deflate
+_CHUNK = 1 << 16
+_SPOOL_BYTES = 64 << 20  # a decompressed member larger than this goes to a temporary file
+
+
+@dataclass
+class _GzipMember:
+    """One gzip member of a ``.warc.gz``: where it starts and ends in the file, its decompressed bytes, and
+    whether it is whole (``complete``: zlib reached the member's end and its CRC-32 and length matched) or
+    ``corrupt`` (zlib rejected it); neither means the file ended inside it (truncated)."""
+
+    start: int
+    end: int
+    data: IO[bytes]
+    complete: bool
+    corrupt: bool
+
+
+def _gzip_members(f: IO[bytes], start: int) -> Iterator[_GzipMember]:
+    """The gzip members of ``f`` from ``start``, each decompressed and checked by zlib (CRC-32 and length) before
+    anything reads it — a damaged member is never half-parsed. After a corrupt member the caller moves on with
+    :func:`_next_record_start` (``f`` is left wherever; each call seeks)."""
+    import tempfile
+
+    f.seek(start)
+    pending = b""  # bytes read past the previous member's end
+    pos = start
+    while True:
+        data = pending
+        while len(data) < len(GZIP_MEMBER_MAGIC):
+            more = f.read(_CHUNK)
+            if not more:
+                break
+            data += more
+        if not data:
+            return
+        if not data.startswith(GZIP_MEMBER_MAGIC):
+            if not (data + f.read(_CHUNK)).strip(b"\x00\r\n \t"):
+                return  # padding after the last member
+            yield _GzipMember(pos, pos, io.BytesIO(), complete=False, corrupt=True)
+            return
+        out = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 — closed by the consumer
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        consumed = 0
+        corrupt = False
+        while True:
+            try:
+                out.write(d.decompress(data))
+            except zlib.error:
+                corrupt = True
+                break
+            if d.eof:
+                pending = d.unused_data
+                consumed += len(data) - len(pending)
+                break
+            consumed += len(data)
+            data = f.read(_CHUNK)
+            if not data:
+                break
+        out.seek(0)
+        member = _GzipMember(pos, pos + consumed, out, complete=d.eof, corrupt=corrupt)
+        yield member
+        if corrupt:
+            return  # the caller resynchronises
+        pos = member.end
+        if not member.complete:
+            return  # the file ended inside this member
+
+
+def _plain_warc(f: IO[bytes], relpath: str, src: SourceConfig, raw: _Raw, max_doc_bytes: int) -> Iterator[Record]:
+    """An uncompressed WARC/WET: records in order; after a record warcio cannot read, resynchronise on the next
+    ``WARC/1.`` line (the skipped bytes are one ``warc_read_error:<type>`` row)."""
+    base = 0
+    pending: Record | None = None  # the bad region being skipped, reported once the reader is back in step
+    while True:
+        failure: _WarcFailure | None = None
+        for item in _warc_records(f, base, relpath, src, raw, max_doc_bytes):
+            if isinstance(item, _WarcFailure):
+                failure = item
+                break
+            if pending is not None:
+                yield pending
+                pending = None
+            yield item
+        if failure is None:
+            if pending is not None:
+                yield pending
+            return
+        if pending is None:  # a new bad region (not a false resync point inside the current one)
+            f.seek(failure.start)
+            head = f.read(raw.max + 64)
+            start = failure.start + len(head) - len(head.lstrip(b"\r\n"))  # past the previous record's CRLFs
+            pending = Record("quarantine", start, reason=f"warc_read_error:{type(failure.error).__name__}",
+                             raw=raw(head.lstrip(b"\r\n")))
+        nxt = _next_record_start(f, failure.start + 1, gzipped=False)
+        if nxt is None:
+            yield pending
+            return
+        base = nxt
+
+
+def _gzipped_warc(f: IO[bytes], relpath: str, src: SourceConfig, raw: _Raw,
+                  max_doc_bytes: int) -> Iterator[Record]:
+    """A ``.warc.gz``, read one gzip member at a time: a whole member is parsed as an uncompressed WARC (offsets: the
+    member's offset in the file plus the record's position inside the member — for per-record gzip, the member
+    offset that CDX indexes use); a member zlib rejects is skipped whole, the reader resynchronises on the next gzip
+    header, and the bad region is one ``warc_corrupt_gzip_member`` row; a member cut short by the end of the file
+    has its whole records read and its tail reported as truncated."""
+    pos = 0
+    pending: Record | None = None
+    while True:
+        bad: _GzipMember | None = None
+        for member in _gzip_members(f, pos):
+            if member.corrupt:
+                bad = member
+                break
+            with member.data:
+                truncation_seen = False
+                for rec in _plain_warc(member.data, relpath, src, raw, max_doc_bytes):
+                    if pending is not None:
+                        yield pending
+                        pending = None
+                    truncation_seen |= rec.reason in ("warc_truncated_tail", "warc_truncated_record")
+                    yield Record(**{**rec.__dict__, "offset": member.start + rec.offset})
+            if not member.complete and not truncation_seen:  # cut inside the gzip header or trailer
+                if pending is not None:
+                    yield pending
+                    pending = None
+                f.seek(member.start)
+                yield Record("quarantine", member.start, reason="warc_truncated_tail", raw=raw(f.read(raw.max)))
+        if bad is None:
+            if pending is not None:
+                yield pending
+            return
+        if pending is None:
+            f.seek(bad.start)
+            pending = Record("quarantine", bad.start, reason="warc_corrupt_gzip_member", raw=raw(f.read(raw.max)))
+        nxt = _next_record_start(f, bad.start + 1, gzipped=True)
+        if nxt is None:
+            yield pending
+            return
+        pos = nxt
+
+
 def read_warc(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int,
               s3: S3Config | None = None, max_doc_bytes: int = 10_000_000) -> Iterator[Record]:
     """WARC (HTML responses → main text) and WET (``conversion`` records taken as they are), via warcio.
 
-    After a record warcio cannot read, the reader resynchronises on the next gzip member (``.warc.gz``, one member
-    per record as WARC 1.1 recommends) or the next ``WARC/1.`` line (uncompressed) and reads on; the bytes skipped
-    are one ``warc_read_error:<type>`` quarantine row at the bad record's offset (raw: their first bytes). A file
-    compressed as one gzip stream cannot be resynchronised: the rest of it is that one row.
+    A ``.warc.gz`` is read member by member (:func:`_gzipped_warc`): zlib checks each member's CRC before warcio sees
+    its bytes, a damaged member is one ``warc_corrupt_gzip_member`` row and the reader goes on at the next gzip header
+    (WARC 1.1 recommends one member per record, as Common Crawl writes them); a file gzipped as one stream is one
+    member. In an uncompressed WARC, after a record warcio cannot read the reader resynchronises on the next
+    ``WARC/1.`` line; the skipped bytes are one ``warc_read_error:<type>`` row at the bad record's offset.
     """
     raw = _Raw(max_raw_bytes)
     with open_input(path, s3) as f:
-        gzipped = f.peek(2)[:2] == GZIP_MAGIC
-        base = 0
-        pending: Record | None = None  # the bad region being skipped, reported once the reader is back in step
-        while True:
-            failure: _WarcFailure | None = None
-            for item in _warc_records(f, base, relpath, src, raw, max_doc_bytes):
-                if isinstance(item, _WarcFailure):
-                    failure = item
-                    break
-                if pending is not None:
-                    yield pending
-                    pending = None
-                yield item
-            if failure is None:
-                if pending is not None:
-                    yield pending
-                return
-            if pending is None:  # a new bad region (not a false resync point inside the current one)
-                f.seek(failure.start)
-                head = f.read(max_raw_bytes + 64)
-                start = failure.start + len(head) - len(head.lstrip(b"\r\n"))  # past the previous record's CRLFs
-                pending = Record("quarantine", start, reason=f"warc_read_error:{type(failure.error).__name__}",
-                                 raw=raw(head.lstrip(b"\r\n")))
-            nxt = _next_record_start(f, failure.start + 1, gzipped)
-            if nxt is None:
-                yield pending
-                return
-            base = nxt
+        if f.peek(2)[:2] == GZIP_MAGIC or path.endswith(".gz"):  # the name too: the first member may be the bad one
+            yield from _gzipped_warc(f, relpath, src, raw, max_doc_bytes)
+        else:
+            yield from _plain_warc(f, relpath, src, raw, max_doc_bytes)
 
 
 def read_records(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int,

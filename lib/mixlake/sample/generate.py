@@ -411,7 +411,7 @@ def generate_sample(sc: SampleConfig) -> GroundTruth:
     blob = _warc_bytes(pages4)
     whole3 = len(_warc_bytes(pages4[:3]))  # cut in the middle of the last page's records, never at a boundary
     _write_bytes(os.path.join(tmp, "crawl", "crawl-truncated.warc.gz"), blob[: whole3 + (len(blob) - whole3) // 2])
-    gt.bad_records.append({"file": "crawl/crawl-truncated.warc.gz", "line": None, "reason": "warc_read_error"})
+    gt.bad_records.append({"file": "crawl/crawl-truncated.warc.gz", "line": None, "reason": "warc_truncated_record"})
 
     def keyed(rid: str) -> list[str]:  # duplicates are planted in web, and wiki articles copied to web
         return ["wiki" if rid.startswith("wiki-") else "web", rid]
