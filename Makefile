@@ -47,6 +47,7 @@ bench:  ## benchmarks; prints ratios and writes bench/results/*.json (dedup at 1
 	$(PYTHON) bench/dedup_bench.py $(BENCH_ARGS)
 	$(PYTHON) bench/stages_bench.py
 	$(PYTHON) bench/decontam_bench.py
+	$(PYTHON) bench/quality_model_bench.py
 
 dist:  ## wheel of mixlake with its Hydra configs inside (for spark-submit --py-files or cluster libraries)
 	rm -rf dist build

@@ -60,6 +60,9 @@ def test_train_persist_reload_and_select(spark, toy, tmp_path):
     assert m["auc"] > 0.8 and os.path.isdir(os.path.join(m["path"], "model"))
     with open(os.path.join(m["path"], "config.json")) as f:
         assert set(json.load(f)) >= {"num_features", "seed"}
+    # the table names the model relative to the lake (the same table wherever the lake lives)
+    stored = spark.read.format("delta").load(f"{lake}/tables/quality_model").first()
+    assert stored.path == os.path.relpath(m["path"], lake) == json.loads(stored.metrics)["path"]
     q = _q(spark, lake)
     scored = {r.doc_id: r for r in q.filter(F.col("quality_model_score").isNotNull()).collect()}
     # applied to the negative sources by default: web scored and selected, the others untouched
@@ -135,3 +138,18 @@ def test_stage_validates_sources_exist(spark, toy, tmp_path):
 
     with pytest.raises(ConfigError, match="positive_sources"):
         quality.validate(_cfg(toy, tmp_path, "quality_model.positive_sources=[nope]"))
+
+
+def test_tokenizer_keeps_non_ascii_words(spark):
+    """Spark's RegexTokenizer compiles its pattern with Java's defaults, where ``\\W`` is ASCII-only: without ``(?U)``
+    "Übersetzung" lost its "Ü" and Cyrillic, Greek or accented words vanished from the features. The tokens are the
+    letter/digit runs of Python's ``re`` (the normalisation the rest of mixlake uses), lowercased."""
+    import re
+
+    from mixlake.quality.model import TOKEN_PATTERN, pipeline
+
+    texts = ["Übersetzung der Straße: café, naïve — 東京 2024!", "Привет, мир. Καλημέρα κόσμε_x", "plain ascii words_9"]
+    df = spark.createDataFrame([(t,) for t in texts], "text string")
+    tokens = pipeline(QualityModelConfig(negative_sources=["s"])).getStages()[0].transform(df).collect()
+    assert [r.words for r in tokens] == [re.findall(r"[^\W_]+", t.lower()) for t in texts]
+    assert TOKEN_PATTERN.startswith("(?U)")

@@ -8,7 +8,10 @@ the corpus side reuses dedup's vectorised hot path. An eval text of at least ``n
 shorter than that cannot be checked and is reported as such.
 
 The index is an exact set: per n, a sorted ``uint64`` array of n-gram hashes with the item each belongs to — a
-GSM8K + HumanEval suite is ~0.3 M n-grams (a few MB). A false hit needs a 64-bit hash collision.
+GSM8K + HumanEval suite is ~0.3 M n-grams (a few MB). A false hit needs a 64-bit hash collision. Beside it, the
+*prefilter* holds every ``m``-gram of every indexed text, ``m`` the smallest n in the index: an n-gram match starts
+with one of them, so one ``m``-gram pass over a batch finds every document that can match, whatever mix of sizes
+the eval texts need.
 """
 
 from __future__ import annotations
@@ -81,12 +84,13 @@ class NgramIndex:
     items: list[EvalItem]
     keys: dict[int, np.ndarray] = field(default_factory=dict)
     item_of: dict[int, np.ndarray] = field(default_factory=dict)
+    prefilter: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))  # sorted unique m-grams
     _bitmaps: dict[int, tuple[np.ndarray, np.uint64]] = field(default_factory=dict, repr=False)
 
     def contains(self, n: int, hashes: np.ndarray) -> np.ndarray:
-        """Whether each hash is an indexed n-gram: a bitmap on the low bits (~1/64 full) answers most with one
-        gather; only its hits are checked exactly against the sorted keys."""
-        keys = self.keys[n]
+        """Whether each hash is an indexed n-gram (``n = 0``: a prefilter m-gram): a bitmap on the low bits (~1/64
+        full) answers most with one gather; only its hits are checked exactly against the sorted keys."""
+        keys = self.prefilter if n == 0 else self.keys[n]
         if len(keys) == 0:
             return np.zeros(len(hashes), dtype=bool)
         if len(keys) < 64:  # a sorted-keys lookup (numpy 2.1's isin gave varying answers on uint64 hashes here)
@@ -110,6 +114,11 @@ class NgramIndex:
     @property
     def sizes(self) -> list[int]:
         return sorted(self.keys)
+
+    @property
+    def prefilter_n(self) -> int:
+        """``m``: the n-gram size of the prefilter (the smallest size indexed)."""
+        return self.sizes[0] if self.keys else 0
 
     def n_ngrams(self) -> int:
         return sum(len(k) for k in self.keys.values())
@@ -135,6 +144,7 @@ def item_texts(record: dict[str, Any], fields: list[str], joined: bool) -> list[
 def build_index(items_with_texts: list[tuple[EvalItem, list[str]]], cfg: DecontamConfig) -> NgramIndex:
     """The index of every item's texts (see module docstring)."""
     per_n: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+    word_seqs: list[np.ndarray] = []
     items = []
     for i, (item, texts) in enumerate(items_with_texts):
         checked = False
@@ -144,6 +154,7 @@ def build_index(items_with_texts: list[tuple[EvalItem, list[str]]], cfg: Deconta
             if n < cfg.min_ngram:
                 continue
             checked = True
+            word_seqs.append(wh)
             h = np.unique(ngram_hashes(wh, n))
             ks, vs = per_n.setdefault(n, ([], []))
             ks.append(h)
@@ -156,6 +167,9 @@ def build_index(items_with_texts: list[tuple[EvalItem, list[str]]], cfg: Deconta
         v = np.concatenate(vs)
         order = np.lexsort((v, k))
         index.keys[n], index.item_of[n] = k[order], v[order]
+    if index.keys:
+        m = index.prefilter_n
+        index.prefilter = np.unique(np.concatenate([ngram_hashes(wh, m) for wh in word_seqs]))
     return index
 
 

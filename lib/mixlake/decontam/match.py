@@ -29,35 +29,26 @@ MAX_NGRAM_TEXT = 1000  # characters of the matched text kept in a hit row
 def candidate_docs(texts: pa.Array, index: NgramIndex, norm: NormalizeConfig) -> np.ndarray:
     """Row numbers of the documents of a batch that contain at least one indexed n-gram (vectorised prefilter).
 
-    Dedup's word hashing, then the n-gram hashes of every size the index holds (8..13 with short eval texts) built
-    incrementally — a window of n+1 words is the n-word window times the multiplier plus one word hash, the same
-    polynomial :func:`mixlake.dedup.minhash.shingle_hashes` computes — each finalised and looked up through the
-    index's bitmap (:meth:`NgramIndex.contains`); windows that straddle two documents are ignored.
+    Dedup's word hashing, then one pass of ``m``-gram hashes (``m`` = the index's smallest n; the same polynomial
+    :func:`mixlake.dedup.minhash.shingle_hashes` computes) looked up in the index's prefilter through its bitmap
+    (:meth:`NgramIndex.contains`): a document with an indexed n-gram of any size contains that n-gram's first
+    ``m`` words. Windows that straddle two documents are ignored. A candidate is then matched exactly
+    (:func:`doc_hits`); one that shares only an ``m``-gram with an eval text has no hit.
     """
+    m = index.prefilter_n
     wh, offsets = word_hashes(texts, norm)
     n_docs = len(offsets) - 1
     total = len(wh)
-    sizes = index.sizes
-    if not sizes or total < sizes[0]:
+    if not m or total < m:
         return np.zeros(0, dtype=np.int64)
     doc_of_word = np.repeat(np.arange(n_docs), np.diff(offsets))
-    found = np.zeros(n_docs, dtype=bool)
     with np.errstate(over="ignore"):
-        cur = sizes[0]
-        windows = wh[: total - cur + 1].copy()
-        for j in range(1, cur):
-            windows = windows * _M + wh[j: total - cur + 1 + j]
-        for n in sizes:
-            if total < n:
-                break
-            while cur < n:
-                windows = windows[:-1] * _M + wh[cur:]
-                cur += 1
-            h = fmix64(windows.copy())
-            first = doc_of_word[: len(h)]
-            hit = np.flatnonzero(index.contains(n, h) & (first == doc_of_word[n - 1:]))
-            found[first[hit]] = True
-    return np.flatnonzero(found)
+        windows = wh[: total - m + 1].copy()
+        for j in range(1, m):
+            windows = windows * _M + wh[j: total - m + 1 + j]
+    first = doc_of_word[: len(windows)]
+    hit = np.flatnonzero(index.contains(0, fmix64(windows)) & (first == doc_of_word[m - 1:]))
+    return np.unique(first[hit])
 
 
 def doc_hits(text: str, index: NgramIndex, norm: NormalizeConfig) -> list[tuple[int, int, int, int, int]]:

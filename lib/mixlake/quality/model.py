@@ -12,7 +12,10 @@ corpora (WebText, Wikipedia, books), negatives unfiltered Common Crawl; a docume
 * **persistence** — MLlib's own format under ``${lake}/models/quality/<fingerprint>/`` (``model/``,
   ``config.json``, ``metrics.json``); the fingerprint covers the config and the input table's version, so an unchanged
   rerun loads instead of training; ``quality_model.path=`` loads a model trained elsewhere;
-* **scoring** — ``quality_model_score`` = P(positive) for every document of the sources it applies to;
+* **scoring** — ``quality_model_score`` = P(positive) for every document of the sources it applies to, rounded to
+  ``SCORE_DECIMALS`` decimals: Spark sums the gradients of the partitions in the order their tasks finish
+  (``treeAggregate`` → ``fold``), so two trainings on the same data can differ in the last bits of a weight; rounded,
+  the stored scores (and every selection made from them) are the same on a rerun and on another cluster;
 * **selection** — ``pareto``: keep when ``pareto_draw(doc_id) > 1 - score``, the draw the Lomax variate numpy's
   ``pareto(alpha)`` returns, ``(1 - u)^(-1/alpha) - 1``, with ``u`` from xxhash64 of ``seed`` and ``doc_id`` (so a
   rerun, or another cluster, keeps the same documents); ``threshold``: score >= ``threshold``; ``top_fraction``:
@@ -41,7 +44,10 @@ from mixlake.errors import ConfigError
 from mixlake.quality.model_config import QualityModelConfig
 
 log = logging.getLogger(__name__)
-TOKEN_PATTERN = r"[^\W_]+"  # letters and digits: the words of dedup's normalisation (before NFKC/digit folding)
+# letters and digits: the words of dedup's normalisation (before NFKC/digit folding). (?U): Java's \W is ASCII-only
+# by default, and RegexTokenizer compiles the pattern without flags — "Straße" would lose its "ß"
+TOKEN_PATTERN = r"(?U)[^\W_]+"
+SCORE_DECIMALS = 6
 
 
 def _unit(seed: int, col: str) -> Column:
@@ -87,7 +93,7 @@ def pipeline(cfg: QualityModelConfig) -> Pipeline:
 def score(model: PipelineModel, docs: DataFrame) -> DataFrame:
     """``docs`` plus ``quality_model_score`` = P(positive) (the pipeline's own columns dropped)."""
     scored = model.transform(docs)
-    return (scored.withColumn("quality_model_score", vector_to_array("probability")[1])
+    return (scored.withColumn("quality_model_score", F.round(vector_to_array("probability")[1], SCORE_DECIMALS))
             .drop("words", "tf", "features", "rawPrediction", "probability", "prediction"))
 
 
@@ -125,7 +131,8 @@ def top_features(model: PipelineModel, train: DataFrame, k: int = 20, vocab: int
 def fingerprint(cfg: QualityModelConfig, input_version: int | None) -> str:
     keys = {k: v for k, v in asdict(cfg).items() if k not in ("select", "alpha", "threshold", "top_fraction",
                                                               "apply_to", "path", "enabled")}
-    return hashlib.sha256(json.dumps([keys, input_version], sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([keys, input_version, TOKEN_PATTERN, SCORE_DECIMALS],
+                                     sort_keys=True).encode()).hexdigest()[:16]
 
 
 def train_or_load(docs: DataFrame, cfg: QualityModelConfig, models_dir: str, input_version: int | None,

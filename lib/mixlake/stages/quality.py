@@ -78,7 +78,11 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     model_info: dict[str, Any] | None = None
     if cfg.quality_model.enabled:
         tagged, model_info = with_model(spark, cfg, docs, tagged)
-        replace_table(spark.createDataFrame([(model_info["path"], json.dumps(model_info, default=str))],
+        # a model under the lake is named relative to it, so the table is the same wherever the lake lives
+        where = model_info["path"]
+        inside = where.startswith(cfg.lake.rstrip("/") + "/")
+        stored = {**model_info, "path": storage.relative(where, cfg.lake) if inside else where}
+        replace_table(spark.createDataFrame([(stored["path"], json.dumps(stored, default=str))],
                                             "path string, metrics string"), table_path(cfg.lake, "quality_model"))
     qpath = table_path(cfg.lake, "quality")
     replace_table(tagged, qpath, partition_by=["source"])
