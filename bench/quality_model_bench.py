@@ -54,10 +54,11 @@ def _real_web(spark: Any) -> Any:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=100_000)
+    ap.add_argument("--no-stage", action="store_true", help="skip the whole-stage runs (training and scoring only)")
     args = ap.parse_args()
     spark = get_spark(SparkConfig(conf={"spark.sql.shuffle.partitions": "16", "spark.ui.showConsoleProgress": "false",
                                         "spark.databricks.delta.snapshotPartitions": "2"}))
-    from dedup_bench import WORK, _timed_noop, corpus
+    from dedup_bench import _timed_noop, corpus
     from pyspark.ml import Pipeline
     from pyspark.sql import functions as F
 
@@ -89,6 +90,9 @@ def main() -> int:
 
     common = [f"lake={base.lake}", f"sample.scale={base.sample.scale}", f"sample.seed={base.sample.seed}"]
     stage: dict[str, Any] = {}
+    if args.no_stage:
+        _write(out)
+        return 0
     for name, extra in (("rules", []), ("rules+model", ["quality_model.enabled=true"])):
         cfg = compose([*common, *extra])
         t = time.perf_counter()
@@ -117,11 +121,17 @@ def main() -> int:
     out["ccnet_spearman_score_vs_perplexity"] = rho
     print(f"  Spearman(score, CCNet perplexity) over {len(cc)} head documents: {rho:+.3f} "
           "(negative = lower perplexity scores higher)")
+    _write(out)
+    return 0
+
+
+def _write(out: dict[str, Any]) -> None:
+    from dedup_bench import WORK
+
     os.makedirs(os.path.join(os.path.dirname(__file__), "results"), exist_ok=True)
     with open(os.path.join(os.path.dirname(__file__), "results", "quality_model.json"), "w") as f:
         json.dump(out, f, indent=1, default=str)
     print(f"results: bench/results/quality_model.json (work dir {WORK})")
-    return 0
 
 
 def metrics_path(spark: Any, lake: str) -> str:

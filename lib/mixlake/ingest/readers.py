@@ -661,6 +661,10 @@ def _gzipped_warc(f: IO[bytes], relpath: str, src: SourceConfig, raw: _Raw,
     while True:
         bad: _GzipMember | None = None
         for member in _gzip_members(f, pos):
+            if not member.complete and not member.corrupt and _next_record_start(f, member.start + 1, True):
+                # the file "ended inside" a member, but another gzip header follows: damage made zlib read on
+                # into the next members — a corrupt member, not a cut file
+                member.corrupt = True
             if member.corrupt:
                 bad = member
                 break
