@@ -39,8 +39,8 @@ import io
 import json
 import re
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import pyarrow as pa
@@ -430,10 +430,10 @@ def _read_body(rec: Any, it: Any, src: SourceConfig, max_doc_bytes: int) -> tupl
 
 @dataclass(frozen=True)
 class _WarcFailure:
-    """Where (and why) warcio stopped reading."""
+    """Where (and why) reading stopped."""
 
-    start: int  # file offset of the record warcio could not read
-    error: BaseException
+    start: int  # file offset of the record warcio (or zlib, for a gzip member) could not read
+    error: BaseException | None = None
 
 
 def _warc_records(f: IO[bytes], base: int, relpath: str, src: SourceConfig, raw: _Raw,
@@ -617,14 +617,17 @@ def _gzip_members(f: IO[bytes], start: int) -> Iterator[_GzipMember]:
             return  # the file ended inside this member
 
 
-def _plain_warc(f: IO[bytes], relpath: str, src: SourceConfig, raw: _Raw, max_doc_bytes: int) -> Iterator[Record]:
-    """An uncompressed WARC/WET: records in order; after a record warcio cannot read, resynchronise on the next
-    ``WARC/1.`` line (the skipped bytes are one ``warc_read_error:<type>`` row)."""
-    base = 0
+def _skipping_bad_regions(read_from: Callable[[int], Iterator[Record | _WarcFailure]],
+                          bad_row: Callable[[_WarcFailure], Record],
+                          resume: Callable[[int], int | None]) -> Iterator[Record]:
+    """The records of ``read_from(0)``; when it reports a failure, ``bad_row`` of it (one row per bad region: failures
+    with no record between them are one region, e.g. a false resync point inside it) and reading goes on from
+    ``resume(failure.start + 1)`` — until ``resume`` finds no further place to start."""
+    pos = 0
     pending: Record | None = None  # the bad region being skipped, reported once the reader is back in step
     while True:
         failure: _WarcFailure | None = None
-        for item in _warc_records(f, base, relpath, src, raw, max_doc_bytes):
+        for item in read_from(pos):
             if isinstance(item, _WarcFailure):
                 failure = item
                 break
@@ -636,17 +639,50 @@ def _plain_warc(f: IO[bytes], relpath: str, src: SourceConfig, raw: _Raw, max_do
             if pending is not None:
                 yield pending
             return
-        if pending is None:  # a new bad region (not a false resync point inside the current one)
-            f.seek(failure.start)
-            head = f.read(raw.max + 64)
-            start = failure.start + len(head) - len(head.lstrip(b"\r\n"))  # past the previous record's CRLFs
-            pending = Record("quarantine", start, reason=f"warc_read_error:{type(failure.error).__name__}",
-                             raw=raw(head.lstrip(b"\r\n")))
-        nxt = _next_record_start(f, failure.start + 1, gzipped=False)
+        if pending is None:
+            pending = bad_row(failure)
+        nxt = resume(failure.start + 1)
         if nxt is None:
             yield pending
             return
-        base = nxt
+        pos = nxt
+
+
+def _plain_warc(f: IO[bytes], relpath: str, src: SourceConfig, raw: _Raw, max_doc_bytes: int) -> Iterator[Record]:
+    """An uncompressed WARC/WET: records in order; after a record warcio cannot read, resynchronise on the next
+    ``WARC/1.`` line (the skipped bytes are one ``warc_read_error:<type>`` row)."""
+
+    def bad_row(failure: _WarcFailure) -> Record:
+        f.seek(failure.start)
+        head = f.read(raw.max + 64)
+        start = failure.start + len(head) - len(head.lstrip(b"\r\n"))  # past the previous record's CRLFs
+        return Record("quarantine", start, reason=f"warc_read_error:{type(failure.error).__name__}",
+                      raw=raw(head.lstrip(b"\r\n")))
+
+    yield from _skipping_bad_regions(lambda base: _warc_records(f, base, relpath, src, raw, max_doc_bytes), bad_row,
+                                     lambda start: _next_record_start(f, start, gzipped=False))
+
+
+def _member_records(f: IO[bytes], pos: int, relpath: str, src: SourceConfig, raw: _Raw,
+                    max_doc_bytes: int) -> Iterator[Record | _WarcFailure]:
+    """The records of the gzip members from ``pos`` on, each member parsed as an uncompressed WARC; ends with a
+    :class:`_WarcFailure` at the first member zlib rejects."""
+    for member in _gzip_members(f, pos):
+        if not member.complete and not member.corrupt and _next_record_start(f, member.start + 1, True):
+            # the file "ended inside" a member, but another gzip header follows: damage made zlib read on
+            # into the next members — a corrupt member, not a cut file
+            member.corrupt = True
+        if member.corrupt:
+            yield _WarcFailure(member.start)
+            return
+        with member.data:
+            truncation_seen = False
+            for rec in _plain_warc(member.data, relpath, src, raw, max_doc_bytes):
+                truncation_seen |= rec.reason in ("warc_truncated_tail", "warc_truncated_record")
+                yield replace(rec, offset=member.start + rec.offset)
+        if not member.complete and not truncation_seen:  # cut inside the gzip header or trailer
+            f.seek(member.start)
+            yield Record("quarantine", member.start, reason="warc_truncated_tail", raw=raw(f.read(raw.max)))
 
 
 def _gzipped_warc(f: IO[bytes], relpath: str, src: SourceConfig, raw: _Raw,
@@ -656,44 +692,13 @@ def _gzipped_warc(f: IO[bytes], relpath: str, src: SourceConfig, raw: _Raw,
     offset that CDX indexes use); a member zlib rejects is skipped whole, the reader resynchronises on the next gzip
     header, and the bad region is one ``warc_corrupt_gzip_member`` row; a member cut short by the end of the file
     has its whole records read and its tail reported as truncated."""
-    pos = 0
-    pending: Record | None = None
-    while True:
-        bad: _GzipMember | None = None
-        for member in _gzip_members(f, pos):
-            if not member.complete and not member.corrupt and _next_record_start(f, member.start + 1, True):
-                # the file "ended inside" a member, but another gzip header follows: damage made zlib read on
-                # into the next members — a corrupt member, not a cut file
-                member.corrupt = True
-            if member.corrupt:
-                bad = member
-                break
-            with member.data:
-                truncation_seen = False
-                for rec in _plain_warc(member.data, relpath, src, raw, max_doc_bytes):
-                    if pending is not None:
-                        yield pending
-                        pending = None
-                    truncation_seen |= rec.reason in ("warc_truncated_tail", "warc_truncated_record")
-                    yield Record(**{**rec.__dict__, "offset": member.start + rec.offset})
-            if not member.complete and not truncation_seen:  # cut inside the gzip header or trailer
-                if pending is not None:
-                    yield pending
-                    pending = None
-                f.seek(member.start)
-                yield Record("quarantine", member.start, reason="warc_truncated_tail", raw=raw(f.read(raw.max)))
-        if bad is None:
-            if pending is not None:
-                yield pending
-            return
-        if pending is None:
-            f.seek(bad.start)
-            pending = Record("quarantine", bad.start, reason="warc_corrupt_gzip_member", raw=raw(f.read(raw.max)))
-        nxt = _next_record_start(f, bad.start + 1, gzipped=True)
-        if nxt is None:
-            yield pending
-            return
-        pos = nxt
+
+    def bad_row(failure: _WarcFailure) -> Record:
+        f.seek(failure.start)
+        return Record("quarantine", failure.start, reason="warc_corrupt_gzip_member", raw=raw(f.read(raw.max)))
+
+    yield from _skipping_bad_regions(lambda pos: _member_records(f, pos, relpath, src, raw, max_doc_bytes), bad_row,
+                                     lambda start: _next_record_start(f, start, gzipped=True))
 
 
 def read_warc(path: str, relpath: str, src: SourceConfig, max_raw_bytes: int,
