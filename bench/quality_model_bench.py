@@ -109,7 +109,7 @@ def main() -> int:
 
     from pyspark.ml import PipelineModel
 
-    trained = PipelineModel.load(os.path.join(metrics_path(spark, base.lake), "model"))
+    trained = PipelineModel.load(os.path.join(saved_model_dir(spark, base.lake), "model"))
     real = score(trained, _real_web(spark)).toPandas()
     groups = real.groupby("grp")["quality_model_score"].agg(["count", "mean", "median"]).reset_index()
     out["real_web"] = groups.to_dict(orient="records")
@@ -134,7 +134,7 @@ def _write(out: dict[str, Any]) -> None:
     print(f"results: bench/results/quality_model.json (work dir {WORK})")
 
 
-def metrics_path(spark: Any, lake: str) -> str:
+def saved_model_dir(spark: Any, lake: str) -> str:
     """Where the quality stage saved its model (the ``quality_model`` table's ``path``)."""
     from mixlake.delta import table_path
 

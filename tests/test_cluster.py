@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from lake_compare import lake_differences
 
-from conftest import CROSS_RUN_ARGS, REPO, free_port, run_env
+from conftest import REPO, SAMPLE_ARGS, free_port, run_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -124,7 +124,7 @@ def wheel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pipeline_args(sample_dir) -> list[str]:
-    return [*CROSS_RUN_ARGS, f"sample.dir={sample_dir}"]
+    return [*SAMPLE_ARGS, f"sample.dir={sample_dir}"]
 
 
 def submit(cluster: Standalone, wheel: Path, lake: Path, args: list[str], log: Path,
