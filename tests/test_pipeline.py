@@ -79,6 +79,20 @@ def test_crash_then_rerun_completes_without_duplicates(spark, piped):
         assert df.count() == df.select("doc_id").distinct().count(), name
 
 
+def test_table_version_agrees_with_delta_history(spark, piped):
+    """The bookkeeping reads versions from ``_delta_log`` file names; Delta's own history must say the same."""
+    from mixlake.delta import table_version
+
+    lake, _ = piped
+    names = sorted(os.listdir(os.path.join(str(lake), "tables")))
+    assert {"documents", "runs", "deduped"} <= set(names)
+    for name in names:
+        path = table_path(str(lake), name)
+        history = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").agg({"version": "max"}).first()[0]
+        assert table_version(spark, path) == history, name
+    assert table_version(spark, table_path(str(lake), "no_such_table")) is None
+
+
 def test_runs_table_lineage_and_no_secrets(spark, piped):
     lake, _ = piped
     rows = _runs(spark, lake).filter("status = 'succeeded'").collect()

@@ -8,6 +8,7 @@ version readable and ``DESCRIBE HISTORY`` shows one entry per run.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 
 from pyspark.sql import DataFrame, SparkSession
@@ -45,11 +46,24 @@ def read_table(spark: SparkSession, lake: str, name: str, version: int | None = 
     return reader.load(path)
 
 
+COMMIT_FILE = re.compile(r"^(\d{20})\.(json|checkpoint\b.*\.parquet)$")  # commits and checkpoints
+
+
 def table_version(spark: SparkSession, path: str) -> int | None:
-    if not table_exists(spark, path):
+    """The table's latest committed version, or ``None`` when there is no Delta table at ``path``.
+
+    Read from the names of the commit files in ``_delta_log`` (``<version:020d>.json``; a commit becomes visible
+    atomically, and log cleanup never removes the newest one) with one directory listing through Spark's Hadoop
+    filesystem, so it works for every scheme Spark reads (file, s3a, dbfs) and starts no Spark job — ``DESCRIBE
+    HISTORY`` costs ~0.3 s per call and the run bookkeeping asks ~40 times per pipeline run.
+    """
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path}/_delta_log")
+    fs = log_dir.getFileSystem(spark._jsparkSession.sessionState().newHadoopConf())  # type: ignore[attr-defined]
+    if not fs.exists(log_dir):
         return None
-    row = spark.sql(f"DESCRIBE HISTORY delta.`{path}` LIMIT 1").select("version").first()
-    return int(row[0]) if row else None
+    versions = [int(m.group(1)) for st in fs.listStatus(log_dir) if (m := COMMIT_FILE.match(st.getPath().getName()))]
+    return max(versions) if versions else None
 
 
 def replace_table(df: DataFrame, path: str, partition_by: list[str] | None = None) -> None:

@@ -24,7 +24,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import SparkSession, Window
+from pyspark.sql import functions as F
 
 from mixlake.config import MixlakeConfig
 from mixlake.delta import table_exists, table_path, table_version
@@ -158,13 +159,17 @@ def _runs_path(cfg: MixlakeConfig) -> str:
     return table_path(cfg.lake, "runs")
 
 
-def last_success(spark: SparkSession, cfg: MixlakeConfig, stage: str) -> Any:
+def last_successes(spark: SparkSession, cfg: MixlakeConfig, stages: list[str]) -> dict[str, Any]:
+    """The latest succeeded ``runs`` row of each of ``stages`` (one Spark job for the whole run, not one per stage:
+    a stage's rows only change when that stage runs, so reading them all up front sees what a per-stage read would)."""
     path = _runs_path(cfg)
-    if not table_exists(spark, path):
-        return None
-    rows = (spark.read.format("delta").load(path).filter(f"stage = '{stage}' AND status = 'succeeded'")
-            .orderBy("started_at", ascending=False).limit(1).collect())
-    return rows[0] if rows else None
+    if not stages or not table_exists(spark, path):
+        return {}
+    latest = Window.partitionBy("stage").orderBy(F.col("started_at").desc(), F.col("run_id").desc())
+    rows = (spark.read.format("delta").load(path)
+            .filter((F.col("status") == "succeeded") & F.col("stage").isin(stages))
+            .withColumn("_rank", F.row_number().over(latest)).filter("_rank = 1").drop("_rank").collect())
+    return {r.stage: r for r in rows}
 
 
 def record(spark: SparkSession, cfg: MixlakeConfig, row: dict[str, Any]) -> None:
@@ -190,10 +195,11 @@ def _run_stages(spark: SparkSession, cfg: MixlakeConfig, runners: list[tuple[str
     fail_stage = cfg.debug.fail_stage
     masked = json.dumps(mask_secrets(cfg.to_dict()), sort_keys=True, default=str)
     results = []
+    previous = {} if force else last_successes(spark, cfg, [n for n, _ in runners if n not in ALWAYS_RUN])
     for i, (name, runner) in enumerate(runners, start=1):
         fp = fingerprint(spark, name, cfg)
         _, outputs = stage_io(name, cfg)
-        prev = last_success(spark, cfg, name)
+        prev = previous.get(name)
         out_trees = stage_files(name, cfg)[1]
         if (prev is not None and not force and name not in ALWAYS_RUN and prev.fingerprint == fp["hash"]
                 and all(table_version(spark, table_path(cfg.lake, t)) == (prev.output_versions or {}).get(t)

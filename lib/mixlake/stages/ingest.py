@@ -24,8 +24,10 @@ def validate(cfg: MixlakeConfig) -> None:
 
 
 def _removed_sources(spark: SparkSession, lake: str, configured: list[str]) -> list[str]:
-    """Sources that have rows in ``documents`` but are no longer configured (a partition listing, not a scan)."""
-    path = table_path(lake, "documents")
+    """Sources that have rows in the ingest tables but are no longer configured. Read from ``ingest_files`` (one row
+    per input file, written in the same run as ``documents``) rather than from ``documents``, whose distinct sources
+    would cost a pass over every data file's footer."""
+    path = table_path(lake, "ingest_files")
     if not table_exists(spark, path):
         return []
     present = [r.source for r in spark.read.format("delta").load(path).select("source").distinct().collect()]
