@@ -42,12 +42,14 @@ lint:
 	$(VENV)/bin/ruff check lib jobs tests bench conf setup.py
 
 bench:  ## benchmarks; prints ratios and writes bench/results/*.json (dedup at 100K and 1M documents: ~1 h here)
+# the whole pipeline runs at sample.scale 0.01 and 20; PIPELINE_BENCH_ARGS="--scales 0.01 20 200" adds ~1M documents
 	$(PYTHON) bench/extract_bench.py
 	$(PYTHON) bench/bench_langid.py
 	$(PYTHON) bench/dedup_bench.py $(BENCH_ARGS)
 	$(PYTHON) bench/stages_bench.py
 	$(PYTHON) bench/decontam_bench.py
 	$(PYTHON) bench/quality_model_bench.py
+	$(PYTHON) bench/pipeline_bench.py $(PIPELINE_BENCH_ARGS)
 
 dist:  ## wheel of mixlake with its Hydra configs inside (for spark-submit --py-files or cluster libraries)
 	rm -rf dist build

@@ -239,3 +239,66 @@ def test_missing_or_changed_shards_make_write_mds_rerun(spark, sample_dir, tmp_p
     assert statuses()["write_mds"] == "succeeded" and _files(lake / "mds") == written
     run_pipeline(spark, cfg)
     assert statuses()["write_mds"] == statuses()["verify_mds"] == "skipped"
+
+
+def test_verify_checks_every_shard_on_executors_and_reads_back_a_seeded_sample(spark, tmp_path):
+    """verify_mds (issue 13): every shard's bytes, hashes and sample count are checked by Spark tasks; streaming reads
+    back ``read_shards`` seeded shards (all with ``full``); each kind of damage is reported naming the shard."""
+    import shutil
+
+    from mixlake.mds.verify import VerifyConfig, chosen_shards, verify_streams
+
+    cfg = MDSConfig(format="text", partitions=2, size_limit=1 << 12, text_columns=["doc_id"])
+    manifest = write_streams(_docs(spark, 80, ("a",)), cfg, TokenizerConfig(), str(tmp_path / "w"), {})
+    expected = {"a": sum(r["samples"] for r in manifest)}
+    stream = str(tmp_path / "w" / "a")
+    shards = json.load(open(os.path.join(stream, "index.json")))["shards"]  # noqa: SIM115
+    assert len(shards) >= 6 and all(s["zip_data"] for s in shards)
+
+    sc = spark.sparkContext
+    sc.setJobGroup("verify-test", "verify_streams")
+    try:
+        rep = verify_streams(spark, {"a": stream}, expected, VerifyConfig(read_shards=2))["a"]
+    finally:
+        sc.setLocalProperty("spark.jobGroup.id", None)
+    assert sc.statusTracker().getJobIdsForGroup("verify-test")  # the shard checks ran as Spark tasks
+    picked = chosen_shards(shards, 2, 0)
+    assert rep["ok"] and rep["samples"] == expected["a"] and rep["shards"] == len(shards)
+    assert rep["shards_read"] == 2 and rep["samples_read"] == sum(s["samples"] for s in picked)
+    assert chosen_shards(shards, 2, 0) == picked  # the same shards on every run
+    assert len({json.dumps(chosen_shards(shards, 2, seed)) for seed in range(6)}) > 1  # the seed decides which
+    full = verify_streams(spark, {"a": stream}, expected, VerifyConfig(full=True))["a"]
+    assert full["ok"] and (full["shards_read"], full["samples_read"]) == (len(shards), expected["a"])
+
+    def damaged(label, damage):
+        d = str(tmp_path / label / "a")
+        shutil.copytree(stream, d)
+        damage(d)
+        return verify_streams(spark, {"a": d}, expected, VerifyConfig())["a"]
+
+    victim = shards[3]["zip_data"]["basename"]
+
+    def flip(d):  # same length, one byte changed: only the hashes can tell
+        with open(os.path.join(d, victim), "r+b") as f:
+            f.seek(20)
+            b = f.read(1)
+            f.seek(20)
+            f.write(bytes([b[0] ^ 0xFF]))
+
+    rep = damaged("flip", flip)
+    assert not rep["ok"] and any(victim in p and "sha1 mismatch" in p for p in rep["problems"]), rep["problems"]
+    rep = damaged("gone", lambda d: os.remove(os.path.join(d, victim)))
+    assert rep["problems"] == [f"missing shard file {victim}"]
+    rep = damaged("extra", lambda d: open(os.path.join(d, os.path.dirname(victim), "stray.bin"), "wb").close())
+    (problem,) = rep["problems"]
+    assert "files not in the index" in problem and "stray.bin" in problem
+
+    def miscount(d):  # the index lies about one shard's sample count (its hashes still match the file)
+        index = json.load(open(os.path.join(d, "index.json")))  # noqa: SIM115
+        index["shards"][3]["samples"] += 1
+        with open(os.path.join(d, "index.json"), "w") as f:
+            json.dump(index, f)
+
+    rep = damaged("miscount", miscount)
+    assert any(victim in p and "header counts" in p for p in rep["problems"]), rep["problems"]
+    assert any("write manifest expects" in p for p in rep["problems"]), rep["problems"]

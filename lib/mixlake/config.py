@@ -29,6 +29,7 @@ from mixlake.dedup.config import DedupConfig
 from mixlake.delta import lake_root
 from mixlake.errors import ConfigError
 from mixlake.lock import LockConfig
+from mixlake.mds.verify import VerifyConfig
 from mixlake.mds.write import MDSConfig
 from mixlake.mixture.plan import MixtureConfig
 from mixlake.quality.model_config import QualityModelConfig
@@ -212,6 +213,7 @@ class MixlakeConfig:
     tokens: TokensConfig = field(default_factory=TokensConfig)
     mixture: MixtureConfig = field(default_factory=MixtureConfig)
     mds: MDSConfig = field(default_factory=MDSConfig)
+    verify: VerifyConfig = field(default_factory=VerifyConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
 
     @property

@@ -48,7 +48,7 @@ CONFIG_KEYS: dict[str, list[str]] = {
     "decontam": ["decontam"],
     "tokens": ["tokenizer", "tokens"],
     "mix": ["mixture", "model", "budget", "tokens_per_param", "ladder", "mds", "sample"],
-    "write_mds": ["mds", "tokenizer"], "verify_mds": ["mds"],
+    "write_mds": ["mds", "tokenizer"], "verify_mds": ["mds", "verify"],
 }
 ALWAYS_RUN = {"report", "sample"}
 
