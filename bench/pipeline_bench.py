@@ -90,7 +90,7 @@ def _pyarrow_json_anchor(sample_dir: str) -> dict[str, Any]:
     for f in files:
         try:
             tab = pj.read_json(f)
-        except pa.ArrowInvalid as e:  # the sample plants malformed lines: pyarrow has no per-record fallback
+        except (pa.ArrowInvalid, OSError) as e:  # the sample plants bad lines and cut files; pyarrow stops there
             print(f"  pyarrow.json cannot read {os.path.basename(f)} whole ({str(e)[:80]}); skipped")
             continue
         rows += tab.num_rows
