@@ -201,7 +201,7 @@ def _run_stages(spark: SparkSession, cfg: MixlakeConfig, runners: list[tuple[str
         _, outputs = stage_io(name, cfg)
         prev = previous.get(name)
         out_trees = stage_files(name, cfg)[1]
-        if (prev is not None and not force and name not in ALWAYS_RUN and prev.fingerprint == fp["hash"]
+        if (prev is not None and prev.fingerprint == fp["hash"]  # no prev when forced or for ALWAYS_RUN stages
                 and all(table_version(spark, table_path(cfg.lake, t)) == (prev.output_versions or {}).get(t)
                         for t in outputs)
                 and (not out_trees or json.loads(prev.details or "{}").get("output_trees") == _trees(out_trees, cfg))):

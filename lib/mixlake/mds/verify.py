@@ -31,7 +31,7 @@ from pyspark.sql import SparkSession
 
 from mixlake import storage
 from mixlake.errors import ConfigError
-from mixlake.mds.format import file_hash, index_bytes
+from mixlake.mds.format import file_hash, write_index
 from mixlake.storage import S3Config
 
 
@@ -87,13 +87,15 @@ def check_shard(directory: str, shard: dict[str, Any], s3: S3Config | None = Non
     return problems
 
 
-def check_shards(spark: SparkSession, streams: dict[str, str], s3: S3Config | None = None) -> dict[str, list[str]]:
-    """:func:`check_shard` for every shard of every stream (``name -> directory``), as Spark tasks; returns the
-    problems per stream (an empty list: all sound). Per-stream index and file-list checks happen on the driver."""
+def check_shards(spark: SparkSession, streams: dict[str, str], indexes: dict[str, dict[str, Any]],
+                 s3: S3Config | None = None) -> dict[str, list[str]]:
+    """:func:`check_shard` for every shard of every stream (``name -> directory``, ``name -> its index.json``), as
+    Spark tasks; returns the problems per stream (an empty list: all sound). Per-stream file-list checks happen on
+    the driver."""
     problems: dict[str, list[str]] = {name: [] for name in streams}
     tasks: list[tuple[str, str, str]] = []
     for name, directory in sorted(streams.items()):
-        index = load_index(directory, s3)
+        index = indexes[name]
         on_disk = set(storage.list_files(directory, s3))
         listed = {_shard_file(s)["basename"] for s in index["shards"]}
         problems[name] += [f"missing shard file {b}" for b in sorted(listed - on_disk)]
@@ -119,12 +121,12 @@ def chosen_shards(shards: list[dict[str, Any]], k: int, seed: int) -> list[dict[
     return [s for s in shards if _shard_file(s)["basename"] in picked]
 
 
-def read_back(directory: str, cfg: VerifyConfig, max_seq_len: int | None = None, token_column: str = "tokens",
-              s3: S3Config | None = None) -> dict[str, Any]:
-    """Iterate the stream (or ``cfg.read_shards`` seeded shards of it) with ``streaming.StreamingDataset``."""
+def read_back(directory: str, index: dict[str, Any], cfg: VerifyConfig, max_seq_len: int | None = None,
+              token_column: str = "tokens", s3: S3Config | None = None) -> dict[str, Any]:
+    """Iterate the stream (or ``cfg.read_shards`` seeded shards of it, ``index`` being its index.json) with
+    ``streaming.StreamingDataset``."""
     from streaming import StreamingDataset
 
-    index = load_index(directory, s3)
     shards = index["shards"] if cfg.full else chosen_shards(index["shards"], cfg.read_shards, cfg.seed)
     expected = sum(s["samples"] for s in shards)
     with tempfile.TemporaryDirectory(prefix="mixlake-verify-") as tmp, storage.streaming_env(s3):
@@ -133,13 +135,13 @@ def read_back(directory: str, cfg: VerifyConfig, max_seq_len: int | None = None,
                                   batch_size=1, num_canonical_nodes=1)
         else:  # the chosen shards under an index of their own, opened by streaming as a local stream
             local = f"{tmp}/stream"
+            os.makedirs(local)
             for s in shards:
                 name = _shard_file(s)["basename"]
                 os.makedirs(os.path.dirname(f"{local}/{name}"), exist_ok=True)
                 with open(f"{local}/{name}", "wb") as f:
                     f.write(storage.read_bytes(storage.join(directory, name), s3))
-            with open(f"{local}/index.json", "wb") as f:
-                f.write(index_bytes(shards))
+            write_index(local, shards)
             ds = StreamingDataset(local=local, shuffle=False, batch_size=1, num_canonical_nodes=1)
         n = len(ds)
         seen = bad_len = 0
@@ -161,16 +163,18 @@ def verify_streams(spark: SparkSession, streams: dict[str, str], expected_sample
                    cfg: VerifyConfig, max_seq_len: int | None = None, s3: S3Config | None = None
                    ) -> dict[str, dict[str, Any]]:
     """Both passes for every stream; per stream: samples and shards in the index, what was read back, problems."""
-    problems = check_shards(spark, streams, s3)
+    indexes = {name: load_index(directory, s3) for name, directory in streams.items()}
+    problems = check_shards(spark, streams, indexes, s3)
     reports = {}
     for name, directory in sorted(streams.items()):
-        index = load_index(directory, s3)
+        index = indexes[name]
         indexed = sum(s["samples"] for s in index["shards"])
         found = list(problems[name])
         if name in expected_samples and indexed != expected_samples[name]:
             found.append(f"the index lists {indexed} samples, the write manifest expects {expected_samples[name]}")
-        back = read_back(directory, cfg, max_seq_len, s3=s3) if not found else {"shards_read": 0, "samples_read": 0,
-                                                                               "problems": []}
+        back = {"shards_read": 0, "samples_read": 0, "problems": []}  # a stream already unsound is not read back
+        if not found:
+            back = read_back(directory, index, cfg, max_seq_len, s3=s3)
         found += back["problems"]
         reports[name] = {"directory": directory, "samples": indexed, "shards": len(index["shards"]),
                          "shards_read": back["shards_read"], "samples_read": back["samples_read"],
