@@ -27,6 +27,7 @@ INSTALL_REQUIRES = [
     "pyyaml>=6",
     "matplotlib>=3.8,<4",
     "langid==1.1.6",
+    "wordllama==0.4.0.post1",  # semdedup: static token embeddings shipped inside the wheel (MIT; see semdedup/embed.py)
     "lingua-language-detector==2.1.1",
     "zstd==1.5.7.2",  # MDS compression: the exact package streaming uses, so shards are byte-identical
 ]

@@ -34,6 +34,7 @@ from mixlake.mds.write import MDSConfig
 from mixlake.mixture.plan import MixtureConfig
 from mixlake.quality.model_config import QualityModelConfig
 from mixlake.quality.rules import QualityConfig
+from mixlake.semdedup.config import SemDedupConfig
 from mixlake.spans.spans import SpansConfig
 from mixlake.storage import S3Config, is_s3
 from mixlake.tokens.tokenizer import TokenizerConfig
@@ -205,6 +206,7 @@ class MixlakeConfig:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
+    semdedup: SemDedupConfig = field(default_factory=SemDedupConfig)
     spans: SpansConfig = field(default_factory=SpansConfig)
     decontam: DecontamConfig = field(default_factory=DecontamConfig)
     quality_model: QualityModelConfig = field(default_factory=QualityModelConfig)

@@ -45,6 +45,7 @@ URI_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
 CONFIG_KEYS: dict[str, list[str]] = {
     "sample": ["sample"], "ingest": ["sources", "sample", "ingest"], "quality": ["quality", "quality_model", "sources"],
     "dedup": ["dedup", "sources"], "eval_dedup": ["eval", "dedup", "sample"], "spans": ["spans"],
+    "semdedup": ["semdedup", "dedup", "sources"], "eval_semdedup": ["semdedup"],
     "decontam": ["decontam"],
     "tokens": ["tokenizer", "tokens"],
     "mix": ["mixture", "model", "budget", "tokens_per_param", "ladder", "mds", "sample"],
@@ -91,6 +92,9 @@ def stage_io(name: str, cfg: MixlakeConfig) -> tuple[list[str], list[str]]:
         "dedup": ([c(cfg, cfg.dedup.input_table, stage="dedup")],
                   ["duplicates", "deduped", "dedup_counts", "dedup_summary"]),
         "eval_dedup": (["duplicates", "documents"], ["dedup_eval"]),
+        "semdedup": ([c(cfg, cfg.semdedup.input_table, stage="semdedup")],
+                     ["semdeduped", "semantic_duplicates", "semdedup_sweep", "semdedup_clusters"]),
+        "eval_semdedup": ([], ["semdedup_eval"]),
         "spans": ([c(cfg, cfg.spans.input_table, stage="spans")], ["spans", "documents_clean"]),
         "decontam": ([c(cfg, cfg.decontam.input_table, stage="decontam")],
                      ["contamination", "documents_decontaminated", "decontam_counts"]),

@@ -63,7 +63,7 @@ def _section(spark: SparkSession, lake: str, name: str, missing: str, title: str
 
 
 def funnel(spark: SparkSession, lake: str) -> Section:
-    stages = [("ingest", "documents"), ("quality", "quality_kept"), ("dedup", "deduped"),
+    stages = [("ingest", "documents"), ("quality", "quality_kept"), ("dedup", "deduped"), ("semdedup", "semdeduped"),
               ("spans", "documents_clean"), ("decontam", "documents_decontaminated")]
     counts: dict[str, dict[str, tuple[int, int]]] = {}
     for stage, name in stages:
@@ -250,6 +250,38 @@ def decontamination(spark: SparkSession, lake: str) -> Section:
     return sec
 
 
+def semantic_dedup(spark: SparkSession, lake: str) -> Section:
+    df, sec = _section(spark, lake, "semdedup_sweep", "semdedup has not run", "Semantic duplicates (SemDeDup)",
+                       "Documents whose cosine to an earlier-ranked member of their k-means cluster is >= 1 - eps "
+                       "(Abbas et al. 2023), for each eps of the sweep; the configured eps is marked. Examples are "
+                       "pairs just above each cut-off: read them before choosing eps.")
+    if df is None:
+        return sec
+    rows = df.orderBy("eps").collect()
+    sec.header = ["eps", "min cosine", "documents removed", "%", "configured"]
+    sec.table = [[r.eps, f"{r.min_cosine:.3f}", r.docs_removed, f"{r.pct_removed:.2f}", "yes" if r.configured else ""]
+                 for r in rows]
+    for r in rows:
+        sec.notes += [f"eps {r.eps}: {e}" for e in r.examples]
+    ev = _table(spark, lake, "semdedup_eval")
+    if ev is not None:
+        for r in ev.orderBy("embedder", "eps").collect():
+            sec.notes.append(f"eval_semdedup {r.embedder} eps={r.eps}: same-page recall J<0.5 {r.recall_j_lt_0_5}, "
+                             f"0.5-0.8 {r.recall_j_0_5_0_8}, >=0.8 {r.recall_j_ge_0_8}; cross-page merges "
+                             f"{r.cross_page_merges}")
+    cl = _table(spark, lake, "semdedup_clusters")
+    if cl is not None:
+        sizes = [int(r.size) for r in cl.filter(F.col("cluster") != "-").select("size").collect()]
+        if sizes:
+            fig, ax = plt.subplots(figsize=(7, 3))
+            ax.hist(sizes, bins=min(40, max(5, len(sizes))), color="#4f81bd")
+            ax.set_xlabel("cluster size (documents)")
+            ax.set_ylabel("clusters")
+            ax.set_title(f"{len(sizes)} k-means clusters")
+            sec.image = _png(fig)
+    return sec
+
+
 def mixture(spark: SparkSession, lake: str, s3: S3Config | None = None) -> Section:
     df, sec = _section(spark, lake, "mixture", "mix has not run", "Mixture plan")
     if df is None:
@@ -312,7 +344,8 @@ def build_sections(spark: SparkSession, lake: str, bands: int, rows: int, thresh
                    s3: S3Config | None = None) -> list[Section]:
     return [funnel(spark, lake), quarantine(spark, lake), quality_rules(spark, lake),
             quality_model_section(spark, lake),
-            *duplicates(spark, lake, bands, rows, threshold), spans(spark, lake), decontamination(spark, lake),
+            *duplicates(spark, lake, bands, rows, threshold), semantic_dedup(spark, lake), spans(spark, lake),
+            decontamination(spark, lake),
             mixture(spark, lake, s3),
             mds_summary(spark, lake), run_times(spark, lake)]
 

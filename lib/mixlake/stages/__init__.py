@@ -19,6 +19,8 @@ STAGE_MODULES = {
     "quality": "mixlake.stages.quality",
     "dedup": "mixlake.stages.dedup",
     "eval_dedup": "mixlake.stages.eval_dedup",
+    "semdedup": "mixlake.stages.semdedup",
+    "eval_semdedup": "mixlake.stages.eval_semdedup",
     "spans": "mixlake.stages.spans",
     "decontam": "mixlake.stages.decontam",
     "tokens": "mixlake.stages.tokens",
@@ -35,6 +37,9 @@ STAGE_DESCRIPTIONS = {
     "quality": "Gopher/C4/FineWeb signals, language, keep rules, quality_score -> quality, quality_kept",
     "dedup": "exact + MinHash-LSH near-duplicates, connected components, keep rule -> duplicates, deduped",
     "eval_dedup": "precision/recall of dedup against a gold file (default: the sample's ground truth)",
+    "semdedup": "semantic duplicates (SemDeDup: embeddings, k-means, cosine >= 1 - eps) -> semdeduped, "
+                "semantic_duplicates, semdedup_sweep",
+    "eval_semdedup": "recall/cross-page merges of each embedder on real pages extracted twice (semdedup.eval_pages)",
     "spans": "remove spans repeated across the corpus -> spans, documents_clean",
     "decontam": "remove eval-set n-grams (GPT-3 13-grams) -> documents_decontaminated, contamination, eval_clean/",
     "tokens": "token counts per document and source -> token_counts, token_summary",

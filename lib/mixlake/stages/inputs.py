@@ -5,8 +5,8 @@ from __future__ import annotations
 from mixlake.config import MixlakeConfig
 
 # pipeline order of the cleaning stages and the table each produces for the stages after it
-CLEANING = [("quality", "quality_kept"), ("dedup", "deduped"), ("spans", "documents_clean"),
-            ("decontam", "documents_decontaminated")]
+CLEANING = [("quality", "quality_kept"), ("dedup", "deduped"), ("semdedup", "semdeduped"),
+            ("spans", "documents_clean"), ("decontam", "documents_decontaminated")]
 
 
 def cleaned_input(cfg: MixlakeConfig, requested: str = "auto", stage: str | None = None) -> str:
