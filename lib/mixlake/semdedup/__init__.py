@@ -1,0 +1,1 @@
+"""Semantic deduplication (SemDeDup) on Spark: embeddings, k-means, the within-cluster eps rule, evaluation."""
