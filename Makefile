@@ -49,6 +49,7 @@ bench:  ## benchmarks; prints ratios and writes bench/results/*.json (dedup at 1
 	$(PYTHON) bench/stages_bench.py
 	$(PYTHON) bench/decontam_bench.py
 	$(PYTHON) bench/quality_model_bench.py
+	$(PYTHON) bench/semdedup_bench.py
 	$(PYTHON) bench/pipeline_bench.py $(PIPELINE_BENCH_ARGS)
 
 dist:  ## wheel of mixlake with its Hydra configs inside (for spark-submit --py-files or cluster libraries)

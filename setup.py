@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "pyarrow>=21,<27",
     "pandas>=2.2,<3",
     "numpy>=1.26,<2.2",
+    "scipy>=1.11,<2",  # semdedup: sparse token counts x embedding matrix
     "xxhash>=3.5,<5",
     "zstandard>=0.23,<0.26",
     "warcio==1.8.1",

@@ -147,6 +147,8 @@ def fingerprint(spark: SparkSession, name: str, cfg: MixlakeConfig) -> dict[str,
         fp["files"] = _input_files_fingerprint(cfg)
     if name == "decontam":  # the eval sets are inputs too
         fp["files"] = _files_fingerprint([e.path for e in cfg.decontam.eval_sets()], cfg)
+    if name == "eval_semdedup" and cfg.semdedup.eval_pages:  # so are the evaluation's pages
+        fp["files"] = _files_fingerprint([cfg.semdedup.eval_pages], cfg)
     if stage_files(name, cfg)[0]:
         fp["trees"] = _trees(stage_files(name, cfg)[0], cfg)
     fp["hash"] = hashlib.sha256(json.dumps(fp, sort_keys=True, default=str).encode()).hexdigest()[:16]

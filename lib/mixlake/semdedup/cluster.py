@@ -23,6 +23,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from mixlake.semdedup.config import SemDedupConfig
+from mixlake.semdedup.embed import vector_matrix
 
 NO_CLUSTER = "-"  # documents whose embedding is the zero vector: never anyone's duplicate
 
@@ -73,14 +74,17 @@ def _split_batches(plan: dict[str, tuple[np.ndarray, np.ndarray]]) -> Callable[.
         for b in batches:
             clusters = b.column("cluster").to_pylist()
             out = list(clusters)
-            todo = [i for i, c in enumerate(clusters) if c in plan]
+            todo = sorted({c for c in clusters if c in plan})
             if todo:
-                vecs = b.column("vec")
-                for i in todo:
-                    mean, planes = plan[clusters[i]]
-                    x = np.asarray(vecs[i].values.to_numpy(zero_copy_only=False), dtype=np.float64)
-                    side = (planes @ (x - mean)) > 0
-                    out[i] = f"{clusters[i]}.{int(sum(1 << j for j, s in enumerate(side) if s))}"
+                x = vector_matrix(b.column("vec"), b.num_rows)
+                names = np.asarray(clusters, dtype=object)
+                for c in todo:  # vectorised per cluster present in the batch
+                    rows = np.flatnonzero(names == c)
+                    mean, planes = plan[c]
+                    sides = ((x[rows] - mean) @ planes.T) > 0  # [rows, bits]
+                    codes = sides.astype(np.int64) @ (1 << np.arange(planes.shape[0], dtype=np.int64))
+                    for r, code in zip(rows, codes, strict=True):
+                        out[r] = f"{c}.{int(code)}"
             cols = {n: b.column(n) for n in b.schema.names}
             cols["cluster"] = pa.array(out, type=pa.string())
             yield pa.RecordBatch.from_arrays(list(cols.values()), names=list(cols))

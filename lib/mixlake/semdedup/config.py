@@ -29,7 +29,6 @@ class SemDedupConfig:
     eps: float = 0.1
     eps_sweep: list[float] = field(default_factory=lambda: [0.005, 0.01, 0.02, 0.05, 0.1])
     block_rows: int = 1024  # rows per block of the within-cluster cosine matrix (memory: cluster x block floats)
-    batch_rows: int = 512  # rows per Arrow batch of the embedding UDF
     # word2vec (Spark MLlib Word2Vec fitted on the fit sample; a document = the mean of its word vectors)
     w2v_dim: int = 128
     w2v_min_count: int = 2
@@ -52,7 +51,7 @@ class SemDedupConfig:
                 raise ConfigError(f"config key 'semdedup.eval_embedders' names unknown embedder {e!r}; "
                                   f"known: {', '.join(EMBEDDERS)}")
         for key in ("max_chars", "fit_sample", "docs_per_cluster", "kmeans_max_iter", "max_cluster_size",
-                    "block_rows", "batch_rows", "w2v_dim", "w2v_min_count", "w2v_max_iter", "lsa_features",
+                    "block_rows", "w2v_dim", "w2v_min_count", "w2v_max_iter", "lsa_features",
                     "lsa_dim", "split_rounds"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"config key 'semdedup.{key}' must be >= 1, got {getattr(self, key)}")

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from mixlake.semdedup.config import SemDedupConfig
@@ -68,24 +68,24 @@ def l2_normalize(x: np.ndarray) -> np.ndarray:
     return (x / norms).astype(np.float32)
 
 
-def wordllama_embed(texts: list[str], chunk_rows: int = 128) -> np.ndarray:
-    """Mean token embedding of each text (WordLlama's average pooling), L2-normalised: [len(texts), 256]."""
+def wordllama_embed(texts: list[str]) -> np.ndarray:
+    """Mean token embedding of each text (WordLlama's average pooling), L2-normalised: [len(texts), 256].
+    The sum is a sparse (texts x vocabulary) token-count matrix times the embedding matrix: tokenizing is then
+    ~90% of the time (a dense count matrix cost 2.2x more on the sample's web text, the padded gather 7x)."""
+    from scipy import sparse
+
     matrix, tok = wordllama_model()
     vocab, dim = matrix.shape
-    out = np.zeros((len(texts), dim), np.float32)
-    encodings = tok.encode_batch_fast(texts, add_special_tokens=False) if texts else []
-    for start in range(0, len(texts), chunk_rows):
-        part = encodings[start:start + chunk_rows]
-        lens = np.fromiter((len(e.ids) for e in part), dtype=np.int64, count=len(part))
-        if not lens.sum():
-            continue
-        ids = np.concatenate([np.asarray(e.ids, dtype=np.int64) for e in part])
-        np.clip(ids, 0, vocab - 1, out=ids)
-        rows = np.repeat(np.arange(len(part)), lens)
-        counts = np.bincount(rows * vocab + ids, minlength=len(part) * vocab).reshape(len(part), vocab)
-        sums = counts.astype(np.float32) @ matrix
-        out[start:start + len(part)] = sums / np.maximum(lens, 1)[:, None]
-    return l2_normalize(out)
+    if not texts:
+        return np.zeros((0, dim), np.float32)
+    encodings = tok.encode_batch_fast(texts, add_special_tokens=False)
+    lens = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+    ids = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(lens.sum()))
+    np.clip(ids, 0, vocab - 1, out=ids)
+    counts = sparse.csr_matrix((np.ones(len(ids), np.float32), ids, np.concatenate([[0], np.cumsum(lens)])),
+                               shape=(len(texts), vocab))
+    sums = np.asarray(counts @ matrix, dtype=np.float32)
+    return l2_normalize(sums / np.maximum(lens, 1)[:, None])
 
 
 def _embedding_array(vectors: np.ndarray) -> pa.Array:
@@ -94,20 +94,33 @@ def _embedding_array(vectors: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, pa.array(vectors.reshape(-1), type=pa.float32()))
 
 
-def _wordllama_batches(max_chars: int, chunk_rows: int) -> Any:
+def _wordllama_batches(max_chars: int) -> Any:
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for b in batches:
             texts = [(t or "")[:max_chars] for t in b.column("text").to_pylist()]
-            yield pa.RecordBatch.from_arrays([b.column("doc_id"), _embedding_array(wordllama_embed(texts, chunk_rows))],
+            yield pa.RecordBatch.from_arrays([b.column("doc_id"), _embedding_array(wordllama_embed(texts))],
                                              names=["doc_id", "embedding"])
     return run
 
 
-def normalized(col: Column) -> Column:
-    """An ``array<float>`` column scaled to unit length in Spark SQL (zero vectors stay zero)."""
-    norm = F.sqrt(F.aggregate(col, F.lit(0.0).cast("double"), lambda acc, x: acc + x.cast("double") * x))
-    return F.when(norm > 0, F.transform(col, lambda x: (x / norm).cast("float"))).otherwise(
-        F.transform(col, lambda x: x.cast("float")))
+def vector_matrix(arr: pa.Array, n: int) -> np.ndarray:
+    """An Arrow list<float> column of ``n`` equal-length vectors as an [n, dim] float64 matrix."""
+    flat = arr.flatten().to_numpy(zero_copy_only=False)  # flatten() honours a sliced array's offsets
+    return flat.astype(np.float64).reshape(n, -1) if n else np.zeros((0, 0))
+
+
+def unit_vectors(df: DataFrame, src: str, dst: str, mean: np.ndarray | None = None) -> DataFrame:
+    """``doc_id`` and ``dst``: the ``src`` vectors minus ``mean`` (when given), scaled to unit length (zero vectors
+    stay zero), in numpy per Arrow batch. (Spark SQL's higher-order functions re-evaluate a norm for every element:
+    a 256-dimensional normalisation was 282 s on 90K documents that way.)"""
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            x = vector_matrix(b.column(src), b.num_rows)
+            if mean is not None and b.num_rows:
+                x = x - mean
+            yield pa.RecordBatch.from_arrays([b.column("doc_id"), _embedding_array(l2_normalize(x))],
+                                             names=["doc_id", dst])
+    return df.select("doc_id", src).mapInArrow(run, f"doc_id string, {dst} array<float>")
 
 
 def fit_sample(docs: DataFrame, cfg: SemDedupConfig) -> DataFrame:
@@ -123,7 +136,7 @@ def embed(docs: DataFrame, cfg: SemDedupConfig, embedder: str | None = None) -> 
     name = embedder or cfg.embedder
     cut = docs.select("doc_id", F.substring("text", 1, cfg.max_chars).alias("text"))
     if name == "wordllama":
-        return cut.mapInArrow(_wordllama_batches(cfg.max_chars, 128), EMBEDDING_SCHEMA)
+        return cut.mapInArrow(_wordllama_batches(cfg.max_chars), EMBEDDING_SCHEMA)
     from pyspark.ml import Pipeline
     from pyspark.ml.feature import IDF, PCA, HashingTF, RegexTokenizer, Word2Vec
     from pyspark.ml.functions import vector_to_array
@@ -139,4 +152,5 @@ def embed(docs: DataFrame, cfg: SemDedupConfig, embedder: str | None = None) -> 
     else:
         raise ValueError(f"unknown embedder {name!r}")
     model = Pipeline(stages=stages).fit(fit_sample(cut, cfg))
-    return model.transform(cut).select("doc_id", normalized(vector_to_array("vec", "float32")).alias("embedding"))
+    return unit_vectors(model.transform(cut).select("doc_id", vector_to_array("vec", "float32").alias("vec")),
+                        "vec", "embedding")

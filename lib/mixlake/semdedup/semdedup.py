@@ -32,7 +32,7 @@ from pyspark.sql import functions as F
 
 from mixlake.semdedup.cluster import NO_CLUSTER, SplitStats, choose_k, kmeans_clusters, split_oversized
 from mixlake.semdedup.config import SemDedupConfig
-from mixlake.semdedup.embed import fit_sample, normalized
+from mixlake.semdedup.embed import fit_sample, unit_vectors
 
 COSINE_DECIMALS = 6
 MEMBER_SCHEMA = ("doc_id string, source string, cluster string, cluster_size long, rank long, nearest_doc_id string, "
@@ -117,11 +117,10 @@ def keep_rank_columns(docs: DataFrame, priorities: dict[str, int]) -> DataFrame:
 
 
 def centered(emb: DataFrame, mean: np.ndarray | None) -> DataFrame:
-    """``emb`` plus ``vec``: the embedding minus ``mean``, renormalised (``mean`` None: the embedding itself)."""
+    """``doc_id, vec``: the embedding minus ``mean``, renormalised (``mean`` None: the embedding itself)."""
     if mean is None:
-        return emb.withColumn("vec", F.col("embedding"))
-    mu = F.array(*[F.lit(float(v)) for v in mean])
-    return emb.withColumn("vec", normalized(F.zip_with("embedding", mu, lambda x, m: x - m)))
+        return emb.select("doc_id", F.col("embedding").alias("vec"))
+    return unit_vectors(emb, "embedding", "vec", mean)
 
 
 def mean_embedding(sample: DataFrame) -> np.ndarray:
@@ -150,7 +149,7 @@ def semantic_dedup(docs: DataFrame, embeddings: DataFrame, cfg: SemDedupConfig, 
     persist = persist or (lambda df, name: df.localCheckpoint())
     emb = embeddings.join(docs.select("doc_id"), "doc_id")
     mean = mean_embedding(fit_sample(emb, cfg)) if cfg.center else None
-    vecs = persist(centered(emb, mean if mean is not None and mean.size else None).select("doc_id", "vec"), "vecs")
+    vecs = persist(centered(emb, mean if mean is not None and mean.size else None), "vecs")
     n = vecs.count()
     k = choose_k(n, cfg)
     clustered = persist(kmeans_clusters(vecs, fit_sample(vecs, cfg), k, cfg), "clusters")
