@@ -33,9 +33,7 @@ def main() -> int:
     ap.add_argument("--embedders", default="wordllama,lsa,word2vec")
     ap.add_argument("--stage-embedders", default="wordllama,lsa")
     ap.add_argument("--max-docs", type=int, default=None, help="the first N documents by doc_id")
-    ap.add_argument("--w2v-docs", type=int, default=10_000,
-                    help="word2vec's embedding pass runs on the first N documents (MLlib Word2Vec trains on one "
-                         "partition: > 5 min for 90K sample documents here)")
+
     args = ap.parse_args()
     spark = get_spark(SparkConfig(conf={"spark.sql.shuffle.partitions": "16", "spark.ui.showConsoleProgress": "false",
                                         "spark.databricks.delta.snapshotPartitions": "2"}))
@@ -71,9 +69,6 @@ def main() -> int:
     base_cfg = compose([f"lake={lake}", "sample.enabled=false", "stages=[ingest,semdedup]"])
     for name in args.embedders.split(","):
         part, n_part, mb_part = docs, n, mb
-        if name == "word2vec" and args.w2v_docs < n:
-            part = docs.orderBy("doc_id").limit(args.w2v_docs).localCheckpoint()
-            n_part, mb_part = part.count(), _text_mb(part)
         s = _timed_noop(embed(part, dataclasses.replace(base_cfg.semdedup, embedder=name)))
         base_rate = n / out["baseline_minhash_signatures"]["seconds"]
         out["embedding"][name] = {"documents": n_part, "seconds": round(s, 2), "docs_per_s": round(n_part / s, 1),

@@ -14,7 +14,7 @@ class SemDedupConfig:
     """Semantic deduplication, SemDeDup (Abbas et al. 2023) on CPUs (see :mod:`mixlake.semdedup.semdedup`)."""
 
     input_table: str = "auto"  # auto: the last cleaning stage configured before semdedup (deduped after dedup)
-    embedder: str = "wordllama"  # wordllama | word2vec | lsa
+    embedder: str = "lsa"  # lsa | wordllama | word2vec (the default chosen by eval_semdedup: README)
     max_chars: int = 50_000  # a longer document is embedded on its first max_chars characters
     center: bool = True  # subtract the corpus mean embedding (fit sample) before cosine: removes the shared direction
     fit_sample: int = 50_000  # documents (smallest seeded hash of doc_id) that fit k-means, word2vec/lsa, the mean
