@@ -282,13 +282,21 @@ def test_stage_finds_paraphrases_minhash_misses_keeps_the_preferred_copy_and_rer
 
 def test_kmeans_clusters_and_oversized_clusters_reuse_the_embeddings(
         spark, paraphrase_corpus, tmp_path):
-    from mixlake.stages import ingest, semdedup
+    from mixlake.pipeline import run_pipeline
+    from mixlake.stages import semdedup
 
     d, texts, planted = paraphrase_corpus
     lake = tmp_path / "lake"
-    # k-means with k = ceil(108 / 40) = 3: pairs k-means keeps together are found, nothing unrelated is removed
-    ingest.run(spark, _stage_cfg(d, lake))
-    first = semdedup.run(spark, _stage_cfg(d, lake))
+    # k-means with k = ceil(108 / 40) = 3: pairs k-means keeps together are found, nothing unrelated is removed.
+    # Through the pipeline: its bookkeeping (inputs, outputs, fingerprint) knows the stage
+    first = run_pipeline(spark, _stage_cfg(d, lake))[-1]
+    assert first.stage == "semdedup"
+    runs = {r.stage: r for r in spark.read.format("delta").load(f"{lake}/tables/runs").collect()}
+    assert runs["semdedup"].status == "succeeded" and set(runs["semdedup"].input_versions) == {"documents"}
+    assert set(runs["semdedup"].output_versions) == {"semdeduped", "semantic_duplicates", "semdedup_sweep",
+                                                     "semdedup_clusters"}
+    again = run_pipeline(spark, _stage_cfg(d, lake))
+    assert [bool(r.details.get("skipped")) for r in again] == [True, True]  # nothing changed: both skipped
     assert first.details["k"] == math.ceil(len(texts) / 40) and first.details["embedded"] == len(texts)
     sid = {r.doc_id: r.source_id for r in _read(spark, lake, "documents").collect()}
     removed = {sid[r.doc_id] for r in _read(spark, lake, "semantic_duplicates").collect() if r.removed}
