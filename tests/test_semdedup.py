@@ -336,6 +336,24 @@ def test_embeddings_are_reused_by_document_and_text(spark, tmp_path):
     assert stats["embedded"] == 3  # another embedder key: nothing reusable
 
 
+def test_empty_input_and_documents_without_tokens(spark):
+    """No documents: no rows and no error (MLlib's IDF and Summarizer refuse empty inputs). Documents without a token
+    keep the zero vector even after centring: never clustered, never anyone's duplicate — two empty texts included."""
+    from mixlake.semdedup.embed import embed
+    from mixlake.semdedup.semdedup import semantic_dedup
+
+    cfg = compose("sample.enabled=false", "semdedup.k=5").semdedup  # lsa: fitted (IDF, PCA) and centred
+    ddl = "doc_id string, source string, text string, n_chars long"
+    empty = spark.createDataFrame([], ddl)
+    assert semantic_dedup(empty, embed(empty, cfg), cfg, {}).members.count() == 0
+    docs = spark.createDataFrame([("a", "s", "", 0), ("b", "s", "", 0), ("c", "s", "tea and ships", 13),
+                                  ("d", "s", "tea and ships", 13)], ddl)
+    got = {r.doc_id: r for r in semantic_dedup(docs, embed(docs, cfg), cfg, {}).members.collect()}
+    assert sorted(got) == ["a", "b", "c", "d"]
+    assert got["a"].cluster == got["b"].cluster == "-" and not got["a"].removed and not got["b"].removed
+    assert got["d"].removed and got["d"].kept_doc_id == "c" and got["d"].cosine == 1.0
+
+
 def test_eval_semdedup_on_real_pages(spark, tmp_path):
     """Same article, two extractors (resiliparse, trafilatura): the embedders find pairs MinHash cannot
     (Jaccard < 0.8) and merge no two different pages at the default eps."""

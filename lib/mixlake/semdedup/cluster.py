@@ -43,7 +43,7 @@ def kmeans_clusters(vecs: DataFrame, sample: DataFrame, k: int, cfg: SemDedupCon
 
     nonzero = F.aggregate("vec", F.lit(0.0).cast("double"), lambda acc, x: acc + F.abs(x)) > 0
     train = sample.filter(nonzero).select(array_to_vector("vec").alias("features"))
-    if k <= 1:
+    if k <= 1 or not train.limit(1).count():  # one cluster, or nothing to fit (every sampled vector is zero)
         return vecs.withColumn("cluster", F.when(nonzero, F.lit("0")).otherwise(F.lit(NO_CLUSTER)))
     model = KMeans(k=k, seed=cfg.seed, maxIter=cfg.kmeans_max_iter, distanceMeasure="cosine",
                    featuresCol="features", predictionCol="prediction").fit(train)

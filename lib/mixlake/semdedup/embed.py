@@ -111,13 +111,15 @@ def vector_matrix(arr: pa.Array, n: int) -> np.ndarray:
 
 def unit_vectors(df: DataFrame, src: str, dst: str, mean: np.ndarray | None = None) -> DataFrame:
     """``doc_id`` and ``dst``: the ``src`` vectors minus ``mean`` (when given), scaled to unit length (zero vectors
-    stay zero), in numpy per Arrow batch. (Spark SQL's higher-order functions re-evaluate a norm for every element:
-    a 256-dimensional normalisation was 282 s on 90K documents that way.)"""
+    stay zero, also after centring), in numpy per Arrow batch. (Spark SQL's higher-order functions re-evaluate a norm
+    for every element: a 256-dimensional normalisation was 282 s on 90K documents that way.)"""
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for b in batches:
             x = vector_matrix(b.column(src), b.num_rows)
             if mean is not None and b.num_rows:
+                empty = ~x.any(axis=1)  # a document with no token stays the zero vector (nobody's duplicate)
                 x = x - mean
+                x[empty] = 0.0
             yield pa.RecordBatch.from_arrays([b.column("doc_id"), _embedding_array(l2_normalize(x))],
                                              names=["doc_id", dst])
     return df.select("doc_id", src).mapInArrow(run, f"doc_id string, {dst} array<float>")
@@ -141,6 +143,8 @@ def embed(docs: DataFrame, cfg: SemDedupConfig, embedder: str | None = None) -> 
     from pyspark.ml.feature import IDF, PCA, HashingTF, RegexTokenizer, Word2Vec
     from pyspark.ml.functions import vector_to_array
 
+    if not cut.limit(1).count():  # nothing to fit on (MLlib's IDF and Word2Vec refuse an empty input)
+        return cut.sparkSession.createDataFrame([], EMBEDDING_SCHEMA)
     words = RegexTokenizer(inputCol="text", outputCol="words", pattern=TOKEN_PATTERN, gaps=False, toLowercase=True)
     if name == "word2vec":
         stages: list[Any] = [words, Word2Vec(inputCol="words", outputCol="vec", vectorSize=cfg.w2v_dim,

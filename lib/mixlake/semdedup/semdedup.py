@@ -127,6 +127,8 @@ def mean_embedding(sample: DataFrame) -> np.ndarray:
     from pyspark.ml.functions import array_to_vector
     from pyspark.ml.stat import Summarizer
 
+    if not sample.limit(1).count():  # MLlib's Summarizer refuses an empty input
+        return np.zeros(0)
     row = sample.agg(Summarizer.mean(array_to_vector("embedding")).alias("m")).first()
     if row is None or row.m is None:
         return np.zeros(0)
