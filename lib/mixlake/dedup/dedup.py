@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from mixlake.dedup.components import connected_components
@@ -195,14 +195,17 @@ def scorer(cfg: DedupConfig, sigs: DataFrame, docs: DataFrame, p: MinHashParams)
     return lambda pairs: exact_similarity(pairs, docs, p)
 
 
+def source_rank(priorities: dict[str, int]) -> Column:
+    """The keep rule's first key: the source's priority (lower = preferred), sources without one last."""
+    if not priorities:
+        return F.lit(1 << 30)
+    mapping = F.create_map(*[x for k, v in sorted(priorities.items()) for x in (F.lit(k), F.lit(int(v)))])
+    return F.coalesce(mapping[F.col("source")], F.lit(1 << 30))
+
+
 def keep_order(docs: DataFrame, priorities: dict[str, int]) -> list[Any]:
     """Sort keys of the keep rule (first = kept): source priority, quality score, longest text, smallest doc_id."""
-    if priorities:
-        mapping = F.create_map(*[x for k, v in sorted(priorities.items()) for x in (F.lit(k), F.lit(int(v)))])
-        rank = mapping[F.col("source")]
-    else:
-        rank = F.lit(None).cast("int")
-    order = [F.coalesce(rank, F.lit(1 << 30)).asc()]
+    order = [source_rank(priorities).asc()]
     if "quality_score" in docs.columns:
         order.append(F.col("quality_score").desc_nulls_last())
     order += [F.col("n_chars").desc(), F.col("doc_id").asc()]

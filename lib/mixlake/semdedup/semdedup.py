@@ -30,6 +30,7 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from mixlake.dedup.dedup import source_rank
 from mixlake.semdedup.cluster import NO_CLUSTER, SplitStats, choose_k, kmeans_clusters, split_oversized
 from mixlake.semdedup.config import SemDedupConfig
 from mixlake.semdedup.embed import fit_sample, unit_vectors
@@ -79,25 +80,18 @@ def cluster_members(pdf: pd.DataFrame, eps: float, sweep: list[float], block_row
                           kind="mergesort").reset_index(drop=True)
     m = len(pdf)
     ids = pdf["doc_id"].to_numpy()
-    if m <= 1:
-        best, arg = np.full(m, -np.inf), np.full(m, -1)
-    else:
-        x = np.stack(pdf["vec"].to_numpy()).astype(np.float64)
-        best, arg = earlier_neighbours(x, block_rows)
+    x = np.stack(pdf["vec"].to_numpy()).astype(np.float64)
+    best, arg = earlier_neighbours(x, block_rows)  # a single member has no earlier one: (-inf, -1)
     removed = best >= 1.0 - eps
-    if removed.any():
-        kept_best, kept_arg = earlier_neighbours(np.stack(pdf["vec"].to_numpy()).astype(np.float64), block_rows,
-                                                 allowed=~removed)
-    else:
-        kept_best, kept_arg = np.full(m, -np.inf), np.full(m, -1)
+    kept_best, kept_arg = earlier_neighbours(x, block_rows, allowed=~removed) if removed.any() else (best, arg)
     finite = np.isfinite(best)
     kfinite = np.isfinite(kept_best) & removed
     return pd.DataFrame({
         "doc_id": ids, "source": pdf["source"].to_numpy(), "cluster": pdf["cluster"].to_numpy(),
         "cluster_size": np.full(m, m, dtype=np.int64), "rank": np.arange(m, dtype=np.int64),
-        "nearest_doc_id": np.where(finite, ids[np.maximum(arg, 0)] if m else ids, None),
+        "nearest_doc_id": np.where(finite, ids[np.maximum(arg, 0)], None),
         "cosine": np.where(finite, best, np.nan),
-        "kept_doc_id": np.where(kfinite, ids[np.maximum(kept_arg, 0)] if m else ids, None),
+        "kept_doc_id": np.where(kfinite, ids[np.maximum(kept_arg, 0)], None),
         "kept_cosine": np.where(kfinite, kept_best, np.nan),
         "eps_bucket": eps_bucket(np.where(finite, best, -np.inf), sweep),
         "removed": removed,
@@ -105,15 +99,11 @@ def cluster_members(pdf: pd.DataFrame, eps: float, sweep: list[float], block_row
 
 
 def keep_rank_columns(docs: DataFrame, priorities: dict[str, int]) -> DataFrame:
-    """``_prio`` (source priority, unknown last) and ``_quality`` (quality score, missing last) for the keep rule."""
-    if priorities:
-        mapping = F.create_map(*[x for k, v in sorted(priorities.items()) for x in (F.lit(k), F.lit(int(v)))])
-        prio = F.coalesce(mapping[F.col("source")], F.lit(1 << 30))
-    else:
-        prio = F.lit(1 << 30)
+    """``_prio`` (dedup's :func:`~mixlake.dedup.dedup.source_rank`) and ``_quality`` (quality score, missing last):
+    the keep rule's keys as columns, for the per-cluster sort in pandas."""
     quality = F.coalesce(F.col("quality_score").cast("double"), F.lit(-1.0)) if "quality_score" in docs.columns \
         else F.lit(-1.0)
-    return docs.withColumn("_prio", prio.cast("int")).withColumn("_quality", quality)
+    return docs.withColumn("_prio", source_rank(priorities).cast("int")).withColumn("_quality", quality)
 
 
 def centered(emb: DataFrame, mean: np.ndarray | None) -> DataFrame:
@@ -123,15 +113,14 @@ def centered(emb: DataFrame, mean: np.ndarray | None) -> DataFrame:
     return unit_vectors(emb, "embedding", "vec", mean)
 
 
-def mean_embedding(sample: DataFrame) -> np.ndarray:
+def mean_embedding(sample: DataFrame) -> np.ndarray | None:
+    """The mean of the sample's embeddings (None for an empty sample: nothing to centre on)."""
     from pyspark.ml.functions import array_to_vector
     from pyspark.ml.stat import Summarizer
 
     if not sample.limit(1).count():  # MLlib's Summarizer refuses an empty input
-        return np.zeros(0)
+        return None
     row = sample.agg(Summarizer.mean(array_to_vector("embedding")).alias("m")).first()
-    if row is None or row.m is None:
-        return np.zeros(0)
     return np.round(np.asarray(row.m.toArray(), dtype=np.float64), 7)  # fixed digits: the same mean on a rerun
 
 
@@ -151,7 +140,7 @@ def semantic_dedup(docs: DataFrame, embeddings: DataFrame, cfg: SemDedupConfig, 
     persist = persist or (lambda df, name: df.localCheckpoint())
     emb = embeddings.join(docs.select("doc_id"), "doc_id")
     mean = mean_embedding(fit_sample(emb, cfg)) if cfg.center else None
-    vecs = persist(centered(emb, mean if mean is not None and mean.size else None), "vecs")
+    vecs = persist(centered(emb, mean), "vecs")
     n = vecs.count()
     k = choose_k(n, cfg)
     clustered = persist(kmeans_clusters(vecs, fit_sample(vecs, cfg), k, cfg), "clusters")
