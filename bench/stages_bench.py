@@ -26,7 +26,7 @@ from mixlake.config import SparkConfig
 from mixlake.mds.write import MDSConfig, write_streams
 from mixlake.quality.rules import apply_rules
 from mixlake.quality.signals import quality_signals
-from mixlake.spans.spans import SpansConfig, remove_spans, repeated_spans, span_occurrences, split_sentences
+from mixlake.spans.spans import SpansConfig, remove_spans, span_counts, span_occurrences, span_removals, split_sentences
 from mixlake.spark import get_spark
 from mixlake.tokens.tokenizer import TokenizerConfig
 
@@ -67,8 +67,8 @@ def main() -> int:
     out["sentences_spark_nlp"] = {"docs_per_s": None, "note": "spark-nlp_2.13 jar not available from Maven Central"}
     print(f"sentences (regex)      {len(texts) / s:10.0f} docs/s (1 process); Spark NLP: jar not available here")
     sc = SpansConfig()
-    rep = repeated_spans(span_occurrences(docs, sc), sc)
-    s = _noop(remove_spans(docs, rep.filter("remove").select("doc_id", "start", "end")))
+    occ = span_occurrences(docs, sc)
+    s = _noop(remove_spans(docs, span_removals(occ, span_counts(occ, sc), sc)))
     out["spans"] = {"seconds": s, "docs_per_s": n / s}
     print(f"span removal           {n / s:10.0f} docs/s  ({s:.0f}s)")
     root = f"{WORK}/mds-bench"

@@ -77,6 +77,39 @@ def normalize(text: str, cfg: NormalizeConfig | None = None) -> str:
     return " ".join(normalize_word(w, cfg) for w in text.split())
 
 
+class CachedNormalizer:
+    """:func:`normalize` with the per-word part memoised: natural text repeats a small vocabulary, so a batch of
+    documents normalises each distinct word once (NFKC + lowercase + digit mapping is most of the cost), and an
+    ASCII text is mapped as a whole. The result is identical to :func:`normalize` (tested); the cache is bounded
+    (cleared when it passes ``max_words``)."""
+
+    def __init__(self, cfg: NormalizeConfig | None = None, max_words: int = 200_000) -> None:
+        self.cfg = cfg or DEFAULT_NORMALIZE
+        self.max_words = max_words
+        self.words: dict[str, str] = {}
+
+    def __call__(self, text: str) -> str:
+        if self.cfg.strip_punctuation:
+            text = _PUNCT.sub(" ", text)
+        if text.isascii():  # NFKC is the identity on ASCII and no ASCII character is unspaced: whole-string ops
+            if self.cfg.lowercase:
+                text = text.lower()
+            if self.cfg.digits_to_zero:
+                text = _DIGIT.sub("0", text)
+            return " ".join(text.split())
+        text = _UNSPACED.sub(r" \1 ", text)
+        words = self.words
+        if len(words) > self.max_words:
+            words.clear()
+        out = []
+        for w in text.split():
+            n = words.get(w)
+            if n is None:
+                n = words[w] = normalize_word(w, self.cfg)
+            out.append(n)
+        return " ".join(out)
+
+
 def word_shingles(normalized: str, n: int = 5) -> set[str]:
     """Word n-grams of an already normalised text; a text shorter than n words yields one shingle (itself)."""
     words = normalized.split()

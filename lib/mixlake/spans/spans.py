@@ -4,9 +4,10 @@ ExactSubstr builds a suffix array over the whole token stream and removes every 
 occurring more than once (C4: 350 GB, < 12 h on 96 cores, ~600 GB RAM). Here, as datatrove's sentence dedup does,
 texts are split into sentences (regex splitter), and every *span* — the shortest run of consecutive sentences,
 starting at each sentence, that reaches ``min_words`` words, at most ``window`` sentences — is hashed on its
-normalised text. Spans are counted across the corpus with one shuffle of (hash, doc) rows; a span occurring at least
-``min_count`` times is removed from every document but the first (by ``doc_id``, then position), or from all
-(``keep=none``). The removed text is recorded in the ``spans`` table with its count.
+normalised text. Spans are counted across the corpus by an aggregation on the hash (combined per task before the
+shuffle); a span occurring at least ``min_count`` times is removed from every document but the first (by ``doc_id``,
+then position), or from all (``keep=none``), found by a join of the occurrences with the counts. The removed text is
+recorded in the ``spans`` table with its count.
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import xxhash
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from mixlake.errors import ConfigError
-from mixlake.text import normalize
+from mixlake.text import CachedNormalizer
 
 # sentence ends: terminal punctuation (+ closing quotes/brackets) followed by whitespace, or a line break
 SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
@@ -57,19 +58,30 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def document_spans(text: str, cfg: SpansConfig) -> list[tuple[int, int, int, int]]:
-    """(hash, start, end, n_words) of every span of ``text`` (see module docstring)."""
+def document_spans(text: str, cfg: SpansConfig,
+                   norm: CachedNormalizer | None = None) -> list[tuple[int, int, int, int]]:
+    """(hash, start, end, n_words) of every span of ``text`` (see module docstring).
+
+    The hash is of ``normalize(text[start:end])``, computed as the normalised sentences joined by a space: every
+    sentence boundary follows whitespace (the splitter cuts after it), so no word crosses one and the two are equal
+    (tests check it against the direct form). Each sentence is normalised once, not once per span it is part of.
+    """
+    norm = norm or CachedNormalizer()
     sents = split_sentences(text)
-    words = [len(text[s:e].split()) for s, e in sents]
+    segs = [text[s:e] for s, e in sents]
+    words = [len(seg.split()) for seg in segs]
+    norms: list[str | None] = [None] * len(segs)
     out = []
     for i in range(len(sents)):
         total = 0
         for j in range(i, min(i + cfg.window, len(sents))):
             total += words[j]
             if total >= cfg.min_words:
-                s, e = sents[i][0], sents[j][1]
-                h = xxhash.xxh3_64_intdigest(normalize(text[s:e]).encode()) - (1 << 63)
-                out.append((h, s, e, total))
+                for k in range(i, j + 1):
+                    if norms[k] is None:
+                        norms[k] = norm(segs[k])
+                key = " ".join(n for n in norms[i:j + 1] if n)
+                out.append((xxhash.xxh3_64_intdigest(key.encode()) - (1 << 63), sents[i][0], sents[j][1], total))
                 break
     return out
 
@@ -81,10 +93,11 @@ def span_occurrences(docs: DataFrame, cfg: SpansConfig) -> DataFrame:
     """One row per span occurrence: ``(doc_id, span_hash, start, end, n_words)``."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        norm = CachedNormalizer()  # one word cache per task
         for b in batches:
             ids, hs, ss, es, ns = [], [], [], [], []
             for doc_id, text in zip(b.column("doc_id").to_pylist(), b.column("text").to_pylist(), strict=True):
-                for h, s, e, n in document_spans(text or "", cfg):
+                for h, s, e, n in document_spans(text or "", cfg, norm):
                     ids.append(doc_id)
                     hs.append(h)
                     ss.append(s)
@@ -98,18 +111,44 @@ def span_occurrences(docs: DataFrame, cfg: SpansConfig) -> DataFrame:
     return docs.select("doc_id", "text").mapInArrow(run, SPAN_DDL)
 
 
-def repeated_spans(occ: DataFrame, cfg: SpansConfig) -> DataFrame:
-    """Occurrences of spans seen at least ``min_count`` times, with ``count``, ``n_docs`` and ``remove``."""
-    counts = (occ.groupBy("span_hash").agg(F.count(F.lit(1)).alias("count"),
-                                           F.countDistinct("doc_id").alias("n_docs"))
-              .filter(F.col("count") >= cfg.min_count))
-    rep = occ.join(counts, "span_hash")
+def span_counts(occ: DataFrame, cfg: SpansConfig) -> DataFrame:
+    """One row per span occurring at least ``min_count`` times: ``span_hash``, ``count``, ``n_docs``, ``n_words``
+    (the largest of its occurrences') and ``first`` = (doc_id, start, end) of its first occurrence (by doc_id, then
+    position).
+
+    A plain aggregation, so Spark combines each task's rows per hash before the shuffle: a span repeated a million
+    times (the case this stage exists for) arrives as one partial row per task, where a window partitioned by the
+    hash would sort all its occurrences on one task.
+    """
+    return (occ.groupBy("span_hash")
+            .agg(F.count(F.lit(1)).alias("count"), F.countDistinct("doc_id").alias("n_docs"),
+                 F.max("n_words").alias("n_words"), F.min(F.struct("doc_id", "start", "end")).alias("first"))
+            .filter(F.col("count") >= cfg.min_count))
+
+
+def span_removals(occ: DataFrame, counts: DataFrame, cfg: SpansConfig) -> DataFrame:
+    """``(doc_id, start, end)`` of every occurrence to cut: each occurrence of a span in ``counts`` except its first
+    (``keep=first``), or all of them (``keep=none``).
+
+    A join on the hash: when ``counts`` is small Spark broadcasts it, and when it is not, adaptive execution splits a
+    skewed hash partition of ``occ`` over several tasks (``spark.sql.adaptive.skewJoin``); no task holds a hot span's
+    occurrences in memory, as a window over the hash would.
+    """
+    rem = occ.join(counts.select("span_hash", "first"), "span_hash")
     if cfg.keep == "first":
-        w = Window.partitionBy("span_hash").orderBy("doc_id", "start")
-        rep = rep.withColumn("remove", F.row_number().over(w) > 1)
-    else:
-        rep = rep.withColumn("remove", F.lit(True))
-    return rep
+        rem = rem.filter((F.col("doc_id") != F.col("first.doc_id")) | (F.col("start") != F.col("first.start")))
+    return rem.select("doc_id", "start", "end")
+
+
+def spans_table(counts: DataFrame, docs: DataFrame, cfg: SpansConfig) -> DataFrame:
+    """The ``spans`` table: one row per repeated span — ``span_hash, count, n_docs, n_words, removed`` (occurrences
+    cut) and ``text`` (its first occurrence, as written), most repeated first."""
+    texts = docs.select(F.col("doc_id").alias("_doc_id"), "text")
+    return (counts.join(texts, F.col("first.doc_id") == F.col("_doc_id"))
+            .select("span_hash", "count", "n_docs", "n_words",
+                    (F.col("count") - (1 if cfg.keep == "first" else 0)).alias("removed"),
+                    F.expr("substring(text, first.start + 1, first.end - first.start)").alias("text"))
+            .orderBy(F.desc("count"), "span_hash"))
 
 
 def _cut(text: str, ranges: list[tuple[int, int]]) -> str:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import logging
 
-from pyspark.sql import DataFrame, SparkSession, Window
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.config import MixlakeConfig
 from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
-from mixlake.spans.spans import SpansConfig, remove_spans, repeated_spans, span_occurrences
+from mixlake.spans.spans import SpansConfig, remove_spans, span_counts, span_occurrences, span_removals, spans_table
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
 
@@ -32,20 +32,14 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
 
 def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, docs: DataFrame,
          tmp: str) -> StageResult:
-    rep = repeated_spans(span_occurrences(docs, sc), sc)
-    rep.write.mode("overwrite").parquet(f"{tmp}/repeated")  # materialised once: feeds both outputs
-    rep = spark.read.parquet(f"{tmp}/repeated")
-    first = rep.filter(~F.col("remove")) if sc.keep == "first" else rep
-    example = (first.withColumn("_r", F.row_number().over(Window.partitionBy("span_hash").orderBy("doc_id", "start")))
-        .filter("_r = 1").join(docs.select("doc_id", "text"), "doc_id")
-        .select("span_hash", F.expr("substring(text, start + 1, end - start)").alias("text")))
-    spans = (rep.groupBy("span_hash").agg(F.first("count").alias("count"), F.first("n_docs").alias("n_docs"),
-                                          F.max("n_words").alias("n_words"),
-                                          F.sum(F.col("remove").cast("int")).alias("removed"))
-             .join(example, "span_hash").orderBy(F.desc("count"), "span_hash"))
-    replace_table(spans, table_path(cfg.lake, "spans"))
+    # the Python pass (sentence split, normalise, hash) runs once: its rows feed the counts and the removals
+    span_occurrences(docs, sc).write.parquet(f"{tmp}/occurrences")
+    occ = spark.read.parquet(f"{tmp}/occurrences")
+    span_counts(occ, sc).write.parquet(f"{tmp}/counts")
+    counts = spark.read.parquet(f"{tmp}/counts")
+    replace_table(spans_table(counts, docs, sc), table_path(cfg.lake, "spans"))
     cleaned_path = f"{tmp}/cleaned"
-    remove_spans(docs, rep.filter("remove").select("doc_id", "start", "end")).write.parquet(cleaned_path)
+    remove_spans(docs, span_removals(occ, counts, sc)).write.parquet(cleaned_path)
     cleaned = spark.read.parquet(cleaned_path)
     out_path = table_path(cfg.lake, "documents_clean")
     is_empty = F.length(F.trim("text")) == 0

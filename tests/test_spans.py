@@ -1,0 +1,148 @@
+"""Repeated-span removal against a single-process oracle (Hypothesis), on real Spark.
+
+The oracle is written independently of the library: spans hashed on ``normalize`` of the raw substring (not of the
+joined sentence normalisations), counted in a dict, the first occurrence by (doc_id, start), and the cut done
+character by character.
+"""
+
+from __future__ import annotations
+
+import string
+from collections import defaultdict
+
+import xxhash
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from mixlake.spans.spans import (
+    SpansConfig,
+    document_spans,
+    remove_spans,
+    span_counts,
+    span_occurrences,
+    span_removals,
+    spans_table,
+    split_sentences,
+)
+from mixlake.text import CachedNormalizer, normalize
+
+SETTINGS = settings(deadline=None, database=None, derandomize=True, phases=[Phase.explicit, Phase.generate],
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+# words with case, digits, punctuation and non-ASCII (NFKC-changed, unspaced script) forms, so that different raw
+# texts normalise to the same span and the ASCII fast path and the cached per-word path both run
+WORDS = ["alpha", "Alpha", "ALPHA", "beta", "beta,", "gam-ma", "d3lta", "D7LTA", "ｅｐｓｉｌｏｎ", "épsilon", "ﬁne",
+         "漢字", "かな", "x_y", "(zeta)", "Ωmega", "ς", "ΣΑΣ"]
+ENDS = [". ", "! ", "? ", ".\" ", "\n", "\n\n", " "]
+
+
+def _sentence() -> st.SearchStrategy[str]:
+    return st.builds(lambda ws, end: " ".join(ws) + end, st.lists(st.sampled_from(WORDS), min_size=1, max_size=5),
+                     st.sampled_from(ENDS))
+
+
+def _reference_spans(text: str, cfg: SpansConfig) -> list[tuple[int, int, int, int]]:
+    """The direct form: each span's raw substring normalised on its own."""
+    sents = split_sentences(text)
+    words = [len(text[s:e].split()) for s, e in sents]
+    out = []
+    for i in range(len(sents)):
+        total = 0
+        for j in range(i, min(i + cfg.window, len(sents))):
+            total += words[j]
+            if total >= cfg.min_words:
+                s, e = sents[i][0], sents[j][1]
+                out.append((xxhash.xxh3_64_intdigest(normalize(text[s:e]).encode()) - (1 << 63), s, e, total))
+                break
+    return out
+
+
+@settings(SETTINGS, max_examples=300)
+@given(text=st.one_of(st.text(max_size=200),
+                      st.text(alphabet=string.printable + "ΣσςΩ漢かｅﬁé²①\u00a0\u0301", max_size=200)))
+def test_cached_normalizer_equals_normalize(text):
+    norm = CachedNormalizer(max_words=5)  # small bound: the clearing path runs too
+    assert norm(text) == normalize(text)
+    assert norm(text) == normalize(text)  # second call served from the cache
+
+
+@settings(SETTINGS, max_examples=300)
+@given(sents=st.lists(_sentence(), max_size=12), window=st.integers(1, 4), min_words=st.integers(1, 9))
+def test_document_spans_equal_the_direct_form(sents, window, min_words):
+    text = "".join(sents)
+    cfg = SpansConfig(window=window, min_words=min_words)
+    assert document_spans(text, cfg, CachedNormalizer()) == _reference_spans(text, cfg)
+
+
+def _oracle(docs: dict[str, str], cfg: SpansConfig) -> tuple[dict[str, str], set[tuple]]:
+    occ = [(h, d, s, e, n) for d, t in docs.items() for h, s, e, n in _reference_spans(t, cfg)]
+    by_hash: dict[int, list[tuple]] = defaultdict(list)
+    for o in occ:
+        by_hash[o[0]].append(o)
+    spans, cut = set(), defaultdict(list)
+    for h, os_ in by_hash.items():
+        if len(os_) < cfg.min_count:
+            continue
+        first = min(os_, key=lambda o: (o[1], o[2]))
+        spans.add((h, len(os_), len({o[1] for o in os_}), max(o[4] for o in os_),
+                   len(os_) - (1 if cfg.keep == "first" else 0), docs[first[1]][first[2]:first[3]]))
+        for o in os_:
+            if cfg.keep == "none" or o is not first:
+                cut[o[1]].append((o[2], o[3]))
+    cleaned = {}
+    for d, t in docs.items():
+        keep = [True] * len(t)
+        for s, e in cut[d]:
+            keep[s:e] = [False] * (e - s)
+        # an untouched document keeps its text as it was; a cut one is stripped
+        cleaned[d] = "".join(c for c, k in zip(t, keep, strict=True) if k).strip() if cut[d] else t
+    return cleaned, spans
+
+
+@st.composite
+def corpora(draw):
+    pool = draw(st.lists(_sentence(), min_size=1, max_size=6))
+    hot = draw(st.booleans())  # one sentence in every document: the hot key the stage exists for
+    n_docs = draw(st.integers(0, 25))
+    ids = draw(st.lists(st.text(alphabet="0123456789abcdef", min_size=1, max_size=6), min_size=n_docs,
+                        max_size=n_docs, unique=True))  # random id order vs. position order
+    docs = {}
+    for d in ids:
+        sents = draw(st.lists(st.sampled_from(pool), max_size=8))
+        if hot:
+            sents.insert(draw(st.integers(0, len(sents))), pool[0])
+        docs[d] = "".join(sents)
+    return docs
+
+
+@settings(SETTINGS, max_examples=12)
+@given(docs=corpora(), window=st.integers(1, 3), min_words=st.integers(2, 8), min_count=st.integers(2, 4),
+       keep=st.sampled_from(["first", "none"]))
+def test_span_removal_matches_the_oracle(spark, docs, window, min_words, min_count, keep):
+    cfg = SpansConfig(window=window, min_words=min_words, min_count=min_count, keep=keep)
+    df = spark.createDataFrame(sorted(docs.items()), "doc_id string, text string").repartition(3)
+    occ = span_occurrences(df, cfg)
+    counts = span_counts(occ, cfg)
+    cleaned = {r.doc_id: r.text for r in remove_spans(df, span_removals(occ, counts, cfg)).collect()}
+    got_spans = {tuple(r) for r in spans_table(counts, df, cfg).collect()}
+    want_cleaned, want_spans = _oracle(docs, cfg)
+    assert got_spans == want_spans
+    assert cleaned == want_cleaned
+
+
+def test_a_hot_span_is_not_windowed(spark):
+    """One span in every document: one occurrence survives (keep=first), and the plan has no window over the hash."""
+    boiler = "Accept our cookies to continue browsing this website today. "
+    docs = [(f"d{i:05d}", f"Document {i} opens with its own words here. " + boiler + f"It ends with {i}.")
+            for i in range(3000)]
+    df = spark.createDataFrame(docs, "doc_id string, text string").repartition(4)
+    cfg = SpansConfig(min_words=8)
+    occ = span_occurrences(df, cfg)
+    counts = span_counts(occ, cfg)
+    removals = span_removals(occ, counts, cfg)
+    plan = removals._jdf.queryExecution().executedPlan().toString() + counts._jdf.queryExecution().executedPlan() \
+        .toString()
+    assert "Window" not in plan
+    out = remove_spans(df, removals)
+    assert out.filter(out.text.contains("Accept our cookies")).select("doc_id").collect()[0].doc_id == "d00000"
+    assert out.filter(out.text.contains("Accept our cookies")).count() == 1
