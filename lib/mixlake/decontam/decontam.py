@@ -32,28 +32,51 @@ ACTION_SCHEMA = T.StructType([
 ])
 
 
+BROADCAST_MAX_DOCS = 200_000  # contaminated documents (doc_id + spans, or + new text) broadcast to the corpus joins
+
+
 @dataclass
 class Decontaminated:
     documents: DataFrame  # the input's schema: untouched documents, plus the changed ones with their new text
     contamination: DataFrame  # one row per (document, n-gram occurrence, eval item), with the document's action
     actions: DataFrame  # one row per contaminated document: doc_id, source, action, regions, chars_removed
-    hits: DataFrame  # every hit before the frequency guard (persisted; unpersist when done)
+    hits: DataFrame  # every hit before the frequency guard, with train_docs
+    persisted: list[DataFrame]  # what decontaminate cached (the matching rows, hits, actions): see unpersist
+
+    def unpersist(self) -> None:
+        for df in self.persisted:
+            df.unpersist()
 
 
 def find_hits(docs: DataFrame, index: NgramIndex, cfg: DecontamConfig) -> DataFrame:
-    """Every occurrence of an indexed n-gram in ``docs``, with how many training documents contain that n-gram."""
-    raw = docs.select("doc_id", "source", "text").mapInArrow(hits_udf(index, cfg.normalize), HIT_DDL)
-    freq = raw.groupBy("n", "ngram_hash").agg(F.countDistinct("doc_id").alias("train_docs"))
-    return raw.join(freq, ["n", "ngram_hash"])
+    """Every occurrence of an indexed n-gram in ``docs`` (``HIT_DDL``): the one pass over the corpus text."""
+    return docs.select("doc_id", "source", "text").mapInArrow(hits_udf(index, cfg.normalize), HIT_DDL)
+
+
+def with_train_frequency(hits: DataFrame) -> DataFrame:
+    """``hits`` with ``train_docs``: how many training documents contain the hit's n-gram (a distributed
+    aggregate over the hits, which are few; the frequency guard compares it with ``max_train_frequency``)."""
+    freq = hits.groupBy("n", "ngram_hash").agg(F.countDistinct("doc_id").alias("train_docs"))
+    return hits.join(freq, ["n", "ngram_hash"])
 
 
 def decontaminate(docs: DataFrame, index: NgramIndex, cfg: DecontamConfig) -> Decontaminated:
     spark = docs.sparkSession
-    hits = find_hits(docs, index, cfg).persist(StorageLevel.MEMORY_AND_DISK)
+    # persisted before the frequency join reads it twice: the matching pass over the corpus runs once
+    raw = find_hits(docs, index, cfg).persist(StorageLevel.MEMORY_AND_DISK)
+    hits = with_train_frequency(raw).persist(StorageLevel.MEMORY_AND_DISK)
     valid = hits.filter(F.col("train_docs") <= cfg.max_train_frequency)
     spans = (valid.groupBy("doc_id")
-             .agg(F.array_sort(F.collect_set(F.struct("char_start", "char_end"))).alias("spans")))
-    touched = docs.join(spans, "doc_id")
+             .agg(F.array_sort(F.collect_set(F.struct("char_start", "char_end"))).alias("spans"))
+             .persist(StorageLevel.MEMORY_AND_DISK))
+    # Contaminated documents are usually few: then they are broadcast to the corpus's joins, which saves shuffling
+    # the whole corpus by doc_id three times; above BROADCAST_MAX_DOCS the joins stay shuffle joins (bounded memory).
+    small = spans.count() <= BROADCAST_MAX_DOCS
+
+    def side(df: DataFrame) -> DataFrame:
+        return F.broadcast(df) if small else df
+
+    touched = docs.join(side(spans), "doc_id")
     if cfg.mode == "drop_document":
         actions = touched.select("doc_id", "source", F.lit(None).cast("string").alias("text"),
                                  F.lit("dropped_contaminated").alias("action"),
@@ -69,11 +92,14 @@ def decontaminate(docs: DataFrame, index: NgramIndex, cfg: DecontamConfig) -> De
         actions = (touched.withColumn("_a", cut("text", "spans"))
                    .select("doc_id", "source", "_a.text", "_a.action", "_a.regions", "_a.chars_removed"))
     actions = actions.persist(StorageLevel.MEMORY_AND_DISK)
-    untouched = docs.join(spans.select("doc_id"), "doc_id", "left_anti")
-    changed = (docs.drop("text", "n_chars")
-               .join(actions.filter(F.col("text").isNotNull()).select("doc_id", "text"), "doc_id")
-               .withColumn("n_chars", F.length("text")))
-    documents = untouched.unionByName(changed.select(*docs.columns))
+    # one pass over the corpus: untouched documents as they are, changed ones with their new text, dropped ones out
+    acted = actions.select("doc_id", F.col("text").alias("_new_text"), F.lit(True).alias("_acted"))
+    documents = (docs.join(side(acted), "doc_id", "left")
+                 .filter(F.col("_acted").isNull() | F.col("_new_text").isNotNull())
+                 .withColumn("n_chars", F.when(F.col("_acted").isNull(), F.col("n_chars"))
+                             .otherwise(F.length("_new_text")).cast(docs.schema["n_chars"].dataType))
+                 .withColumn("text", F.coalesce("_new_text", "text"))
+                 .select(*docs.columns))
     items = spark.createDataFrame([(i, it.task, it.item_id) for i, it in enumerate(index.items)],
                                   "item int, task string, item_id string")
     contamination = (hits.join(F.broadcast(items), "item")
@@ -82,7 +108,7 @@ def decontaminate(docs: DataFrame, index: NgramIndex, cfg: DecontamConfig) -> De
                                                   F.lit("ignored_common")).otherwise(F.col("action")))
                      .select("doc_id", "source", "task", "item_id", "ngram", "n", "char_start", "char_end",
                              "train_docs", "action"))
-    return Decontaminated(documents, contamination, actions.drop("text"), hits)
+    return Decontaminated(documents, contamination, actions.drop("text"), hits, [raw, hits, spans, actions])
 
 
 def seen_items(contamination: DataFrame) -> set[tuple[str, str]]:

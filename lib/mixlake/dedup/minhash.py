@@ -31,7 +31,9 @@ import xxhash
 
 from mixlake.text import UNSPACED_RE2, NormalizeConfig
 
-PUNCT_RE2 = r"[^\p{L}\p{N}\s]|_"
+# punctuation (anything but letters and numbers; and "_", as Python's [^\w\s]|_ in mixlake.text) and every
+# whitespace character but the plain space
+SEPARATOR_RE2 = r"[^\p{L}\p{N} ]|_"
 _M = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -63,14 +65,17 @@ def word_hashes(texts: pa.Array, norm: NormalizeConfig) -> tuple[np.ndarray, np.
     """(flat uint64 word hashes, int64 offsets of each document's words) for a batch of texts."""
     x = pc.fill_null(texts, "")
     if norm.strip_punctuation:
-        x = pc.replace_substring_regex(x, PUNCT_RE2, " ")
+        # punctuation and every kind of whitespace become one plain space, so a literal split on " " finds the words
+        # (empty words between adjacent spaces are dropped below): 2x faster than utf8_split_whitespace, and free of
+        # its stray-whitespace defect checked for below
+        x = pc.replace_substring_regex(x, SEPARATOR_RE2, " ")
     # unspaced scripts (CJK, Thai, ...): each character is a token, so their n-grams are character n-grams
     if pc.any(pc.match_substring_regex(x, UNSPACED_RE2)).as_py():
         x = pc.replace_substring_regex(x, UNSPACED_RE2, r" \1 ")
-    words = pc.utf8_split_whitespace(x)
+    words = pc.split_pattern(x, " ") if norm.strip_punctuation else pc.utf8_split_whitespace(x)
     if isinstance(words, pa.ChunkedArray):
         words = words.combine_chunks()
-    if pc.any(pc.match_substring_regex(words.flatten(), r"\s")).as_py():
+    if not norm.strip_punctuation and pc.any(pc.match_substring_regex(words.flatten(), r"\s")).as_py():
         # pyarrow 26's utf8_split_whitespace now and then keeps a whitespace character in a word (seen after a CJK
         # character at the end of a batch, varying from call to call): split such a batch in Python instead
         words = pa.array([t.split() if t is not None else [] for t in x.to_pylist()], pa.list_(pa.string()))

@@ -62,8 +62,7 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
         n_in = docs.count()
         n_out = spark.read.format("delta").load(out_path).count()
     finally:
-        result.hits.unpersist()
-        result.actions.unpersist()
+        result.unpersist()
     files = write_eval_splits(cfg, index, dirty)
     for c in counts:
         log.info("decontam %s: %d/%d items contaminated (%.1f%%), %d documents hit, %d changed, %d dropped",
