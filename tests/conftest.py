@@ -18,6 +18,13 @@ REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO.parent / "shared" / "realdata"
 # Small but with every injected case present; tests derive expectations from the ground-truth file.
 SAMPLE_ARGS = ["sample.scale=0.25", "sample.seed=7"]
+# MIXLAKE_TEST_QUALITY_MODEL=1 (`make test-cross-model`): the whole-pipeline runs compared across environments
+# (local[2], standalone cluster, executor kill, S3) also train and apply the learned quality model, so its scores and
+# Pareto selection are compared across them (issue 16). Off in `make test`: it adds ~7 minutes to those four runs.
+# (The model's selection leaves fewer web tokens than the sample's demo budget needs at 4 epochs: a smaller budget.)
+MODEL_ARGS = (["quality_model.enabled=true", "budget.tokens=800000"]
+              if os.environ.get("MIXLAKE_TEST_QUALITY_MODEL") == "1" else [])
+PIPELINE_ARGS = [*SAMPLE_ARGS, *MODEL_ARGS]
 BUCKET = "mixlake-test"  # of the moto S3 server (s3_server)
 ACCESS_KEY = "mixlake-test-access"
 
@@ -89,7 +96,7 @@ def local_pipeline_lake(tmp_path_factory, sample_dir) -> Path:
     lake = tmp_path_factory.mktemp("local") / "lake"
     t0 = time.time()
     p = subprocess.run([sys.executable, str(REPO / "jobs" / "pipeline.py"), f"lake={lake}", "spark.master=local[2]",
-                        *SAMPLE_ARGS, f"sample.dir={sample_dir}"], capture_output=True, text=True, timeout=900,
+                        *PIPELINE_ARGS, f"sample.dir={sample_dir}"], capture_output=True, text=True, timeout=900,
                        env=run_env(), cwd=lake.parent)
     assert p.returncode == 0, p.stderr[-4000:]
     print(f"local[2] pipeline: {time.time() - t0:.1f}s")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from lake_compare import lake_differences
 
-from conftest import REPO, SAMPLE_ARGS, free_port, run_env
+from conftest import MODEL_ARGS, PIPELINE_ARGS, REPO, free_port, run_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -124,7 +124,7 @@ def wheel(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def pipeline_args(sample_dir) -> list[str]:
-    return [*SAMPLE_ARGS, f"sample.dir={sample_dir}"]
+    return [*PIPELINE_ARGS, f"sample.dir={sample_dir}"]
 
 
 def submit(cluster: Standalone, wheel: Path, lake: Path, args: list[str], log: Path,
@@ -157,6 +157,17 @@ def test_pipeline_on_standalone_equals_local(cluster, wheel, local_pipeline_lake
     # the driver ran the wheel's code, not the checkout's, and configs came from inside the wheel
     assert re.search(r"mixlake 0\.\d+\.\d+ from \S+\.whl/mixlake on spark://127\.0\.0\.1", log), log[-3000:]
     assert lake_differences(str(local_pipeline_lake), str(lake)) == []
+    if not MODEL_ARGS:
+        return
+    # the learned quality model was trained and applied on the cluster (its table, scores and Pareto selection are
+    # among what lake_differences compared), and selected something
+    from deltalake import DeltaTable
+
+    quality = DeltaTable(str(lake / "tables" / "quality")).to_pyarrow_table(columns=["quality_model_score",
+                                                                                    "drop_reasons"]).to_pylist()
+    assert (lake / "tables" / "quality_model").is_dir()
+    assert any(r["quality_model_score"] is not None for r in quality)
+    assert any("quality_model" in r["drop_reasons"] for r in quality)
 
 
 class ExecutorKiller:

@@ -16,7 +16,7 @@ import sys
 import pytest
 from lake_compare import Lake, lake_differences
 
-from conftest import ACCESS_KEY, BUCKET, REPO, SAMPLE_ARGS, compose, run_env
+from conftest import ACCESS_KEY, BUCKET, MODEL_ARGS, REPO, SAMPLE_ARGS, compose, run_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.s3]
 
@@ -36,7 +36,7 @@ def test_pipeline_on_s3_equals_local(s3_server, sample_dir, local_pipeline_lake,
     cache = tmp_path / "cache"
     cmd = [sys.executable, str(REPO / "jobs" / "pipeline.py"), f"lake={lake}", "sample.enabled=false", *overrides,
            "stages=[ingest,quality,dedup,spans,decontam,tokens,mix,write_mds,verify_mds,report]",
-           "budget.tokens=1250000", f"+decontam.evals.sample_eval.path=s3://{BUCKET}/sample/eval/sample_eval.jsonl",
+           *(MODEL_ARGS or ["budget.tokens=1250000"]), f"+decontam.evals.sample_eval.path=s3://{BUCKET}/sample/eval/sample_eval.jsonl",
            "+decontam.evals.sample_eval.id_field=id",
            f"storage.s3.endpoint={endpoint}", f"storage.s3.access_key={ACCESS_KEY}",
            f"storage.s3.secret_key={secret}", f"mds.local_cache={cache}", f"mds.remote=s3://{BUCKET}/lake/mds",
