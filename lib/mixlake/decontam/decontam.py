@@ -41,7 +41,7 @@ class Decontaminated:
     contamination: DataFrame  # one row per (document, n-gram occurrence, eval item), with the document's action
     actions: DataFrame  # one row per contaminated document: doc_id, source, action, regions, chars_removed
     hits: DataFrame  # every hit before the frequency guard, with train_docs
-    persisted: list[DataFrame]  # what decontaminate cached (the matching rows, hits, actions): see unpersist
+    persisted: list[DataFrame]  # what decontaminate cached (matching rows, hits, spans, actions): see unpersist
 
     def unpersist(self) -> None:
         for df in self.persisted:
