@@ -153,3 +153,17 @@ def test_tokenizer_keeps_non_ascii_words(spark):
     tokens = pipeline(QualityModelConfig(negative_sources=["s"])).getStages()[0].transform(df).collect()
     assert [r.words for r in tokens] == [re.findall(r"[^\W_]+", t.lower()) for t in texts]
     assert TOKEN_PATTERN.startswith("(?U)")
+
+
+
+def test_hashing_tf_index_equals_spark(spark):
+    """top_features computes HashingTF buckets in Python instead of one py4j ``indexOf`` call per word: the two must
+    agree for every tail length (0-3 bytes) and script (ASCII, accents, CJK, Cyrillic, emoji, empty, long words)."""
+    from pyspark.ml.feature import HashingTF
+
+    from mixlake.quality.model import hashing_tf_index
+
+    words = ["the", "café", "東京", "привет", "🙂", "", "x" * 301, "naïve", "2024", "Straße", "a", "ab", "abc", "abcde"]
+    for n in (1 << 20, 1000, 7):
+        tf = HashingTF(numFeatures=n)
+        assert [hashing_tf_index(w, n) for w in words] == [tf.indexOf(w) for w in words]

@@ -111,18 +111,52 @@ def evaluate(model: PipelineModel, holdout: DataFrame, threshold: float) -> dict
             "holdout_docs": int(c.n)}
 
 
+def murmur3_x86_32(data: bytes, seed: int = 42) -> int:
+    """MurmurHash3 x86 32-bit (Appleby's reference), as a signed int32 — Spark ML's ``HashingTF`` hashes a term's
+    UTF-8 bytes with it (``Murmur3_x86_32.hashUnsafeBytes2``, seed 42). Spark SQL's ``hash()`` uses the older
+    ``hashUnsafeBytes``, which differs on the tail bytes, so it cannot stand in."""
+    c1, c2, mask = 0xCC9E2D51, 0x1B873593, 0xFFFFFFFF
+    h = seed & mask
+    body = len(data) // 4 * 4
+    for i in range(0, body + (4 if len(data) > body else 0), 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * c1) & mask
+        k = ((k << 15) | (k >> 17)) & mask
+        h ^= (k * c2) & mask
+        if i < body:  # the tail block is mixed into h without the rotate-multiply-add
+            h = ((h << 13) | (h >> 19)) & mask
+            h = (h * 5 + 0xE6546B64) & mask
+    h ^= len(data)
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & mask
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & mask
+    h ^= h >> 16
+    return h - (1 << 32) if h >= 1 << 31 else h
+
+
+def hashing_tf_index(term: str, num_features: int) -> int:
+    """``HashingTF(numFeatures).indexOf(term)`` without a JVM call: ``nonNegativeMod(murmur3(utf8), numFeatures)``."""
+    return murmur3_x86_32(term.encode("utf-8")) % num_features
+
+
 def top_features(model: PipelineModel, train: DataFrame, k: int = 20, vocab: int = 50_000) -> dict[str, list]:
     """The words with the largest positive and negative weights. HashingTF cannot be inverted, so the
     ``vocab`` most frequent training words are hashed and their buckets' weights read (a bucket shared by several
-    frequent words lists them together)."""
+    frequent words lists them together).
+
+    A word's bucket comes from :func:`hashing_tf_index` (tested equal to ``HashingTF.indexOf``): calling ``indexOf``
+    per word through py4j cost ~1 ms each, 48 of the 90 s the quality stage took with the model at 1,151 documents.
+    """
     lr = model.stages[-1]
     tf = model.stages[1]
     weights = lr.coefficients.toArray()
     words = (model.stages[0].transform(train).select(F.explode("words").alias("w")).groupBy("w")
              .agg(F.count(F.lit(1)).alias("n")).orderBy(F.desc("n"), "w").limit(vocab).collect())
+    n_features = tf.getNumFeatures()
     by_index: dict[int, list[str]] = {}
     for r in words:
-        by_index.setdefault(tf.indexOf(r.w), []).append(r.w)
+        by_index.setdefault(hashing_tf_index(r.w, n_features), []).append(r.w)
     ranked = sorted(by_index, key=lambda i: weights[i])
     fmt = [(" / ".join(by_index[i][:3]), float(weights[i])) for i in ranked]
     return {"positive": fmt[::-1][:k], "negative": fmt[:k]}
