@@ -35,7 +35,7 @@ test:  ## the test suite (one shared local[2] Spark session)
 test-fast:  ## the inner loop: everything but the standalone-cluster, S3 and slow (extra JVM) tests
 	$(PYTHON) -m pytest -q -m "not cluster and not s3 and not slow" tests $(ARGS)
 
-test-cross-model:  ## the cluster, executor-kill and S3 pipeline comparisons with the learned quality model on (~21 min)
+test-cross-model:  ## the cluster, executor-kill and S3 pipeline comparisons with the learned quality model on (21 min, 2026-11-29)
 	MIXLAKE_TEST_QUALITY_MODEL=1 $(PYTHON) -m pytest -q tests/test_cluster.py tests/test_s3.py $(ARGS)
 
 cluster-test:  ## the pipeline on a Spark standalone cluster on 127.0.0.1 (+ executor kills) vs local mode
