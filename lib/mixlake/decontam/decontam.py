@@ -40,7 +40,6 @@ class Decontaminated:
     documents: DataFrame  # the input's schema: untouched documents, plus the changed ones with their new text
     contamination: DataFrame  # one row per (document, n-gram occurrence, eval item), with the document's action
     actions: DataFrame  # one row per contaminated document: doc_id, source, action, regions, chars_removed
-    hits: DataFrame  # every hit before the frequency guard, with train_docs
     persisted: list[DataFrame]  # what decontaminate cached (matching rows, hits, spans, actions): see unpersist
 
     def unpersist(self) -> None:
@@ -108,7 +107,7 @@ def decontaminate(docs: DataFrame, index: NgramIndex, cfg: DecontamConfig) -> De
                                                   F.lit("ignored_common")).otherwise(F.col("action")))
                      .select("doc_id", "source", "task", "item_id", "ngram", "n", "char_start", "char_end",
                              "train_docs", "action"))
-    return Decontaminated(documents, contamination, actions.drop("text"), hits, [raw, hits, spans, actions])
+    return Decontaminated(documents, contamination, actions.drop("text"), [raw, hits, spans, actions])
 
 
 def seen_items(contamination: DataFrame) -> set[tuple[str, str]]:
