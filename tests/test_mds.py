@@ -118,6 +118,55 @@ def test_tokens_streams_read_back_deterministic(spark, tmp_path):
     assert load_tokenizer(tok).decode(got[:50]).startswith(ordered[0].text[:20])
 
 
+def test_write_mds_packs_the_tokens_stage_ids_only_when_they_were_made_from_its_input(spark, tmp_path):
+    """Issue 13 item 5, tokenize once: write_mds packs ``token_ids`` when they were made from the very table version
+    it writes with the same tokenizer — the same bytes as tokenizing again — and tokenizes again otherwise."""
+    from conftest import compose
+    from mixlake.config import ConfigError
+    from mixlake.delta import replace_table, table_path
+    from mixlake.stages import tokens, write_mds
+
+    lake = tmp_path / "lake"
+    null_text = spark.createDataFrame([("a9999", "a", None)], "doc_id string, source string, text string")
+    docs = _docs(spark).union(null_text)
+    replace_table(docs, table_path(str(lake), "docs"))
+    base = [f"lake={lake}", "stages=[tokens,write_mds]", "tokens.input_table=docs", "mds.input_table=docs",
+            "mds.select=all", "mds.max_seq_len=128", "mds.partitions=3", "mds.size_limit=65536"]
+    cfg = compose(*base)
+    res = tokens.run(spark, cfg)
+    stored = spark.read.format("delta").load(table_path(str(lake), "token_ids"))
+    assert res.outputs["token_ids"] == 0 and stored.count() == res.records_in == 121
+    rows = {r.doc_id: r for r in stored.collect()}
+    texts = {r.doc_id: r.text for r in docs.collect()}
+    slow = load_tokenizer(TokenizerConfig())  # one text at a time, with offsets: not the stage's code path
+    expected = [slow.encode(texts[d] or "", add_special_tokens=False).ids for d in sorted(texts)]
+    for d, ids in zip(sorted(texts), expected, strict=True):  # the tokenizer's ids, counts and UTF-8 bytes
+        assert (rows[d].ids, rows[d].n_tokens, rows[d].n_bytes) == (ids, len(ids), len((texts[d] or "").encode()))
+    counts = spark.read.format("delta").load(table_path(str(lake), "token_counts"))
+    assert sorted(counts.columns) == ["doc_id", "n_bytes", "n_tokens", "source"]
+    assert counts.exceptAll(stored.drop("ids")).count() == 0 == stored.drop("ids").exceptAll(counts).count()
+
+    packed = write_mds.run(spark, cfg)
+    assert packed.details["token_ids"] == "token_ids@0", packed.details
+    again = write_mds.run(spark, compose(*base, "mds.token_ids=tokenize", f"mds.root={tmp_path / 'r2'}"))
+    assert again.details["token_ids"].startswith("tokenized here")
+    written = _files(str(lake / "mds"))
+    assert written and written == _files(str(tmp_path / "r2"))  # byte-identical shards and indexes
+    assert packed.details["samples"] == again.details["samples"] > 0
+
+    replace_table(docs, table_path(str(lake), "docs"))  # the input moved on (same rows, new version): stale ids
+    ids, why = tokens.stored_ids_for(spark, str(lake), "docs", 1, TokenizerConfig())
+    assert ids is None and "differs in input_version" in why  # auto tokenizes (the path of the r2 run above)
+    with pytest.raises(ConfigError, match=r"mds\.token_ids"):  # before anything is written
+        write_mds.run(spark, compose(*base, "mds.token_ids=table", f"mds.root={tmp_path / 'r4'}"))
+    assert not (tmp_path / "r4").exists()
+    tokens.run(spark, cfg)  # made again from the new version: usable again
+    ids, why = tokens.stored_ids_for(spark, str(lake), "docs", 1, TokenizerConfig())
+    assert ids is not None and why == "token_ids@1"
+    ids, why = tokens.stored_ids_for(spark, str(lake), "docs", 1, TokenizerConfig(hub="org/another"))
+    assert ids is None and "differs in tokenizer" in why
+
+
 def test_text_format_canonical_nodes_and_resume(spark, tmp_path):
     from streaming import StreamingDataset
 

@@ -161,6 +161,7 @@ class TokensConfig:
     """``tokens`` group."""
 
     input_table: str = "auto"
+    store_ids: bool = True  # write token_ids (the ids write_mds packs instead of tokenizing again)
 
 
 @dataclass

@@ -66,12 +66,32 @@ def table_version(spark: SparkSession, path: str) -> int | None:
     return max(versions) if versions else None
 
 
-def replace_table(df: DataFrame, path: str, partition_by: list[str] | None = None) -> None:
-    """Replace the whole table in one commit (schema replaced too)."""
+def replace_table(df: DataFrame, path: str, partition_by: list[str] | None = None,
+                  user_metadata: str | None = None) -> None:
+    """Replace the whole table in one commit (schema replaced too); ``user_metadata`` is stored in that commit's
+    ``commitInfo.userMetadata`` (read back with :func:`commit_metadata`)."""
     w = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+    if user_metadata is not None:
+        w = w.option("userMetadata", user_metadata)
     if partition_by:
         w = w.partitionBy(*partition_by)
     w.save(path)
+
+
+def table_id(spark: SparkSession, path: str) -> str:
+    """The Delta table's unique id (``metaData.id``: new when a table is created, kept across overwrites), so a
+    table deleted and written again from version 0 is not mistaken for the old one."""
+    from delta.tables import DeltaTable
+
+    return str(DeltaTable.forPath(spark, path).detail().select("id").first()[0])
+
+
+def latest_commit_metadata(spark: SparkSession, path: str) -> tuple[int, str | None]:
+    """(version, ``userMetadata``) of the table's latest commit."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, path).history(1).select("version", "userMetadata").first()
+    return int(row[0]), row[1]
 
 
 def replace_where(df: DataFrame, path: str, predicate: str | None, partition_by: list[str] | None = None) -> None:

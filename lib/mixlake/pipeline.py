@@ -85,6 +85,7 @@ def mask_secrets(obj: Any) -> Any:
 def stage_io(name: str, cfg: MixlakeConfig) -> tuple[list[str], list[str]]:
     """(tables a stage reads, tables it writes)."""
     c = cleaned_input
+    packs_ids = cfg.mds.format == "tokens" and cfg.mds.token_ids != "tokenize"
     io: dict[str, tuple[list[str], list[str]]] = {
         "sample": ([], []),
         "ingest": ([], ["documents", "quarantine", "ingest_files"]),
@@ -99,9 +100,10 @@ def stage_io(name: str, cfg: MixlakeConfig) -> tuple[list[str], list[str]]:
         "decontam": ([c(cfg, cfg.decontam.input_table, stage="decontam")],
                      ["contamination", "documents_decontaminated", "decontam_counts"]),
         "tokens": ([c(cfg, cfg.tokens.input_table, stage="tokens")],
-                   ["token_counts", "token_summary"]),
+                   [*(["token_ids"] if cfg.tokens.store_ids else []), "token_counts", "token_summary"]),
         "mix": (["token_summary"], ["mixture"]),
-        "write_mds": ([c(cfg, cfg.mds.input_table, stage="write_mds"), "mixture"],
+        "write_mds": ([c(cfg, cfg.mds.input_table, stage="write_mds"), "mixture",
+                       *(["token_ids"] if packs_ids else [])],
                       ["mds_manifest"]),
         "verify_mds": (["mds_manifest"], []),
         "report": ([], []),

@@ -28,7 +28,9 @@ part-relative basenames), so the same input and config give the same path and by
 * **Where**: ``mds.root`` may be a local/mounted path or ``s3://``/``s3a://`` (through ``pyarrow.fs`` with the
   ``storage.s3`` settings); ``streaming`` reads it as ``remote=s3://...`` with a local cache.
 * **Samples**: ``text`` → ``{'text': 'str'}`` (+ ``doc_id``/``source`` columns if configured); ``tokens`` →
-  llm-foundry's concat-tokens layout, per part ``buffer += [bos] + ids + [eos]`` cut into ``max_seq_len`` blocks
+  llm-foundry's concat-tokens layout of each document's ids — the input's ``ids`` column when it has one (the tokens
+  stage's ``token_ids``, which then stands in for the text: ``n_bytes`` sizes the parts), else the text encoded
+  here — per part ``buffer += [bos] + ids + [eos]`` cut into ``max_seq_len`` blocks
   (``ndarray:uint16`` when the vocabulary fits, else ``ndarray:int32``; ``mds.token_dtype=int32`` to match
   llm-foundry exactly), the remainder dropped (as llm-foundry) or padded (``mds.remainder=pad``).
 
@@ -56,7 +58,7 @@ from mixlake.errors import ConfigError
 from mixlake.lock import LakeLease, LockConfig
 from mixlake.mds.format import ShardWriter, index_bytes, prefixed
 from mixlake.storage import S3Config
-from mixlake.tokens.tokenizer import TokenizerConfig, eos_id, load_tokenizer, vocab_size
+from mixlake.tokens.tokenizer import TokenizerConfig, encode_batch, eos_id, vocab_size
 
 
 @dataclass
@@ -81,13 +83,14 @@ class MDSConfig:
     select: str = "plan"  # plan: follow the mixture plan (sub-sample sources under one epoch) | all
     empty_source: str = "fail"  # fail | skip
     input_table: str = "auto"
+    token_ids: str = "auto"  # auto: pack token_ids if made from this input version, else tokenize | table | tokenize
     fail_first_attempt_of_part: int | None = None  # testing: fault injection (first attempt of this part raises)
     slow_part_seconds: float = 0.0  # testing: a task sleeps this long after writing each part (executor-kill window)
 
     def __post_init__(self) -> None:
         checks = {"format": ("tokens", "text"), "remainder": ("drop", "pad"),
                   "token_dtype": ("auto", "uint16", "int32", "uint32"), "select": ("plan", "all"),
-                  "empty_source": ("fail", "skip")}
+                  "empty_source": ("fail", "skip"), "token_ids": ("auto", "table", "tokenize")}
         for key, allowed in checks.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"config key 'mds.{key}' must be one of {'|'.join(allowed)}")
@@ -133,6 +136,9 @@ def order_columns(docs: DataFrame, cfg: MDSConfig, parts: dict[str, int], fracti
 
 def _writer_task(cfg: MDSConfig, tok: TokenizerConfig, staging: str, cols: dict[str, str],
                  s3: S3Config | None) -> Any:
+    eos = eos_id(tok) if cfg.format == "tokens" else -1  # on the driver: a task packing stored ids loads no tokenizer
+    prefix = [tok.bos_id] if tok.bos_id is not None else []
+
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         from pyspark import TaskContext
 
@@ -141,10 +147,6 @@ def _writer_task(cfg: MDSConfig, tok: TokenizerConfig, staging: str, cols: dict[
         first_attempt = ctx.attemptNumber() == 0 if ctx else True
         state: dict[str, Any] = {"key": None}
         dtype = cols["tokens"].split(":")[1] if "tokens" in cols else None
-        if cfg.format == "tokens":
-            tokenizer = load_tokenizer(tok)
-            eos = eos_id(tok)
-            prefix = [tok.bos_id] if tok.bos_id is not None else []
 
         def open_part(source: str, part: int) -> None:
             d = storage.join(staging, source, "_attempts", f"part-{part:05d}.{attempt}")
@@ -190,10 +192,13 @@ def _writer_task(cfg: MDSConfig, tok: TokenizerConfig, staging: str, cols: dict[
         for b in batches:
             srcs = b.column("source").to_pylist()
             parts_ = b.column("_part").to_pylist()
-            texts = b.column("text").to_pylist()
             extra = {c: b.column(c).to_pylist() for c in cfg.text_columns} if cfg.format == "text" else {}
-            if cfg.format == "tokens":
-                ids = [e.ids for e in tokenizer.encode_batch([t or "" for t in texts], add_special_tokens=False)]
+            if cfg.format == "text":
+                texts = b.column("text").to_pylist()
+            elif "ids" in b.schema.names:  # stored by the tokens stage
+                ids = b.column("ids").to_pylist()
+            else:
+                ids = encode_batch(tok, b.column("text").to_pylist())
             for i, (s, p) in enumerate(zip(srcs, parts_, strict=True)):
                 if state["key"] != (s, p):
                     if state["key"] is not None:
@@ -223,8 +228,9 @@ RESULT_DDL = "source string, part int, attempt_dir string, shards string, sample
 def write_streams(docs: DataFrame, cfg: MDSConfig, tok: TokenizerConfig, root: str,
                   fraction: dict[str, float], s3: S3Config | None = None,
                   lock: LockConfig | None = None) -> list[dict[str, Any]]:
-    """Write every source of ``docs`` as an MDS stream under ``root`` (a local path or ``s3://``); returns the
-    per-part manifest rows. Holds the root's lease meanwhile (``lock``; default: :class:`LockConfig` defaults)."""
+    """Write every source of ``docs`` (doc_id, source and text — or, for ``format=tokens``, ids and n_bytes instead of
+    text) as an MDS stream under ``root`` (a local path or ``s3://``); returns the per-part manifest rows. Holds the
+    root's lease meanwhile (``lock``; default: :class:`LockConfig` defaults)."""
     s3 = s3.resolved() if s3 else None  # executors have neither the driver's environment nor its config
     with LakeLease(root, f"write_mds-{uuid.uuid4().hex[:12]}", lock or LockConfig(), s3):
         return _write_streams(docs, cfg, tok, root, fraction, s3)
@@ -232,9 +238,12 @@ def write_streams(docs: DataFrame, cfg: MDSConfig, tok: TokenizerConfig, root: s
 
 def _write_streams(docs: DataFrame, cfg: MDSConfig, tok: TokenizerConfig, root: str,
                    fraction: dict[str, float], s3: S3Config | None) -> list[dict[str, Any]]:
+    stored_ids = "ids" in docs.columns
+    if stored_ids and cfg.format != "tokens":
+        raise ConfigError("config key 'mds.format': stored token ids can only be written as format=tokens")
+    text_bytes = F.col("n_bytes") if stored_ids else F.octet_length("text")
     sizes = {r.source: (int(r.n), int(r.bytes or 0)) for r in
-             docs.groupBy("source").agg(F.count(F.lit(1)).alias("n"),
-                                        F.sum(F.octet_length("text")).alias("bytes")).collect()}
+             docs.groupBy("source").agg(F.count(F.lit(1)).alias("n"), F.sum(text_bytes).alias("bytes")).collect()}
     if not sizes:
         raise ConfigError("nothing to write: the input table has no documents")
     parts = {s: cfg.partitions or max(1, -(-b // cfg.target_part_bytes)) for s, (_, b) in sizes.items()}
@@ -245,7 +254,8 @@ def _write_streams(docs: DataFrame, cfg: MDSConfig, tok: TokenizerConfig, root: 
         if stale.startswith((".staging-", ".old-")):
             storage.rmtree(storage.join(root, stale), s3)
     staging = storage.join(root, f".staging-{run}")
-    keep = ["source", "text", *cfg.text_columns] if cfg.format == "text" else ["source", "text"]
+    payload = "ids" if stored_ids else "text"
+    keep = ["source", "text", *cfg.text_columns] if cfg.format == "text" else ["source", payload]
     ordered = (order_columns(docs, cfg, parts, fraction)
                .repartition(sum(parts.values()), "source", "_part")
                .sortWithinPartitions("source", "_part", "_key")

@@ -42,7 +42,7 @@ STAGE_DESCRIPTIONS = {
     "eval_semdedup": "recall/cross-page merges of each embedder on real pages extracted twice (semdedup.eval_pages)",
     "spans": "remove spans repeated across the corpus -> spans, documents_clean",
     "decontam": "remove eval-set n-grams (GPT-3 13-grams) -> documents_decontaminated, contamination, eval_clean/",
-    "tokens": "token counts per document and source -> token_counts, token_summary",
+    "tokens": "tokenize once: ids and counts per document, totals per source -> token_ids, token_counts, token_summary",
     "mix": "plan the mixture (Chinchilla budget, strategy, epoch cap) -> mixture, streams.yaml",
     "write_mds": "MosaicML Streaming MDS shards per source -> mds/<source>/, mds_manifest",
     "verify_mds": "read every stream back with streaming.StreamingDataset; check counts and shard hashes",

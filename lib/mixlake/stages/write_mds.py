@@ -15,6 +15,7 @@ from mixlake.errors import ConfigError
 from mixlake.mds.write import MDSConfig, selection_counts, write_streams
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
+from mixlake.stages.tokens import stored_ids_for
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,25 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     m = cfg.mds
     tok = cfg.tokenizer
     source = cleaned_input(cfg, m.input_table, stage="write_mds")
-    docs = read_table(spark, cfg.lake, source)
+    version = table_version(spark, table_path(cfg.lake, source))
+    docs = read_table(spark, cfg.lake, source, version=version)
     assert m.root is not None  # set at compose time
     root = m.root
     t0 = time.time()
     fractions = plan_fractions(spark, cfg, m)
-    manifest = write_streams(docs, m, tok, root, fractions, cfg.s3, cfg.lock)
+    packed, ids_from = docs, "tokenized here (mds.token_ids=tokenize)" if m.format == "tokens" else "text"
+    if m.format == "tokens" and m.token_ids != "tokenize":
+        assert version is not None  # read_table raised otherwise
+        stored, why = stored_ids_for(spark, cfg.lake, source, version, tok)
+        if stored is not None:
+            packed, ids_from = stored.select("doc_id", "source", "n_bytes", "ids"), why
+        elif m.token_ids == "table":
+            raise ConfigError(f"config key 'mds.token_ids' is 'table' but {why}; run the tokens stage on "
+                              f"{source} first, or set mds.token_ids=auto")
+        else:
+            ids_from = f"tokenized here: {why}"
+    log.info("write_mds: %s@%s, token ids: %s", source, version, ids_from)
+    manifest = write_streams(packed, m, tok, root, fractions, cfg.s3, cfg.lock)
     seconds = time.time() - t0
     if not manifest:
         raise ConfigError("write_mds wrote nothing")
@@ -59,8 +73,8 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
              root, seconds)
     res = StageResult("write_mds", records_in=n_docs, records_out=written, dropped=not_selected + skipped_docs,
                       outputs={"mds_manifest": table_version(spark, path)},
-                      details={"input_table": source, "root": root, "format": m.format, "samples": samples,
-                               "seconds": seconds,
+                      details={"input_table": source, "input_version": version, "token_ids": ids_from,
+                               "root": root, "format": m.format, "samples": samples, "seconds": seconds,
                                "dropped": {"not selected by the mixture plan (epochs < 1)": not_selected,
                                            "source produced no samples (mds.empty_source=skip)": skipped_docs},
                                "skipped_sources": skipped_sources})
