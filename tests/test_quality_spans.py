@@ -4,13 +4,15 @@ import glob
 import os
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pyspark.sql import functions as F
 
 from conftest import REALDATA, compose, sample_lake_cfg
 from mixlake.delta import table_path
 from mixlake.quality.langid import detect_languages
 from mixlake.quality.rules import Rule, apply_rules
-from mixlake.quality.signals import quality_signals
+from mixlake.quality.signals import quality_signals, repetition_signals
 from mixlake.sample.generate import BOILERPLATE_61
 from mixlake.spans.spans import SpansConfig, document_spans, split_sentences
 from mixlake.stages import quality as quality_stage
@@ -150,6 +152,92 @@ def test_span_units():
 
 def test_langid_handles_empty():
     assert detect_languages(["", "   "], "langid") == [("und", 0.0), ("und", 0.0)]
+
+
+def _repetition_reference(text: str, max_words: int = 20_000) -> dict[str, float]:
+    """The string-by-string form of Gopher's repetition signals (mixlake's code before it was vectorised): the
+    oracle ``repetition_signals`` must equal exactly."""
+    import re
+    from collections import Counter
+
+    def dup_char_frac(elements: list[str]) -> float:
+        total, seen, dup = sum(len(e) for e in elements), set(), 0
+        for e in elements:
+            if e in seen:
+                dup += len(e)
+            else:
+                seen.add(e)
+        return dup / total if total else 0.0
+
+    out = {"frac_dup_line_chars": dup_char_frac([x for x in text.split("\n") if x.strip()]),
+           "frac_dup_para_chars": dup_char_frac([x for x in re.split(r"\n\s*\n", text) if x.strip()])}
+    words = text.split()[:max_words]
+    total = sum(len(w) for w in words) or 1
+    for n in (2, 3, 4):
+        grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
+        if not grams:
+            out[f"top_{n}gram_char_frac"] = 0.0
+            continue
+        gram, count = Counter(grams).most_common(1)[0]
+        out[f"top_{n}gram_char_frac"] = (len(gram.replace(" ", "")) * count / total) if count > 1 else 0.0
+    for n in range(5, 11):
+        seen: set[str] = set()
+        dup_chars, i = 0, 0
+        while i <= len(words) - n:
+            g = " ".join(words[i:i + n])
+            if g in seen:
+                dup_chars += sum(len(w) for w in words[i:i + n])
+                i += n
+            else:
+                seen.add(g)
+                i += 1
+        out[f"dup_{n}gram_char_frac"] = dup_chars / total
+    return out
+
+
+# few distinct words of different lengths: repeats, tied top n-grams of unequal length, overlapping repeats
+REP_WORDS = st.sampled_from(["a", "b", "ab", "the", "cat", "ç", "日本語", "xxxxxxxxxxxx", "a.", "B"])
+REP_SEPARATORS = st.sampled_from([" ", " ", " ", "  ", "\n", "\n\n", "\t", " \n \n", "\u00a0", "\u2003"])
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(REP_WORDS, REP_SEPARATORS), max_size=150), st.sampled_from([3, 7, 40, 20_000]),
+       st.booleans())
+def test_repetition_signals_equal_the_string_reference(parts, max_words, periodic):
+    """Vectorised n-gram ids + the candidate-only jump-ahead scan == the string-by-string scan, exactly."""
+    text = "".join(w + s for w, s in parts)
+    if periodic:  # a repeated block: long runs of repeated 5..10-grams, the jump-ahead's hard case
+        text = text[: len(text) // 3] * 4
+    assert repetition_signals(text, max_words) == _repetition_reference(text, max_words)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=80) | REP_WORDS, max_size=30))
+def test_batched_langid_equals_langid_classify(pieces):
+    """The batched language id == langid.py's ``classify`` one text at a time, language and probability bit for bit
+    (texts in one call: several chunks of the matrix product)."""
+    from mixlake.quality import langid as lid
+
+    texts = [" ".join(pieces[i:]) for i in range(len(pieces))]  # (the sample test below spans several chunks)
+    ident = lid._langid()
+    expected = [("und", 0.0) if not t[:2000].strip() else ident.classify(t[:2000]) for t in texts]
+    assert detect_languages(texts, "langid") == [(lang, float(p)) for lang, p in expected]
+
+
+def test_quality_python_signals_equal_the_references_on_sample_documents(sample_lake):
+    """On real-looking documents (the sample's, every injected defect included) as well as random ones."""
+    from mixlake.quality import langid as lid
+
+    base, _ = sample_lake
+    import pyarrow.dataset as ds
+
+    texts = [t or "" for t in ds.dataset(table_path(base.lake, "documents"), format="parquet")
+             .to_table(columns=["text"]).column("text").to_pylist()[:1500]]
+    for t in texts:
+        assert repetition_signals(t) == _repetition_reference(t), t[:200]
+    ident = lid._langid()
+    expected = [("und", 0.0) if not t[:2000].strip() else ident.classify(t[:2000]) for t in texts]
+    assert detect_languages(texts, "langid") == [(lang, float(p)) for lang, p in expected]
 
 
 @pytest.mark.skipif(not glob.glob(os.path.join(REALDATA, "html", "trafilatura", "*.html")),

@@ -10,11 +10,12 @@ identification.
 
 from __future__ import annotations
 
-from collections import Counter
+import re
 from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
@@ -87,37 +88,69 @@ def _dup_elements_char_frac(elements: list[str]) -> float:
     return dup / total if total else 0.0
 
 
-def repetition_signals(text: str, max_words: int = 20_000) -> dict[str, float]:
-    """Gopher repetition: duplicate line/paragraph character fractions, top 2/3/4-gram character fraction and
-    duplicate 5..10-gram character fractions (datatrove ``find_top_duplicate`` / ``find_all_duplicate``)."""
-    import re
+PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
 
+
+def repetition_signals(text: str, max_words: int = 20_000) -> dict[str, float]:
+    """Gopher repetition (Rae et al. 2021, table A1): duplicate line/paragraph character fractions, the top 2/3/4-gram
+    character fraction (the most frequent n-gram, first seen first on ties, as ``Counter.most_common``) and the
+    duplicate 5..10-gram character fractions (datatrove ``find_top_duplicate`` / ``find_all_duplicate``: scanning
+    left to right, an n-gram seen before counts its characters and the scan jumps past it).
+
+    Vectorised: every n-gram is an exact integer id (the (n-1)-gram's id paired with the next word's id, numbered
+    densely again by Arrow's ``dictionary_encode`` — ids, not hashes of text, so no collisions), counted in NumPy.
+    The jump-ahead scan is sequential, but only an n-gram that occurs at least twice can be a repeat or make one, so
+    the loop visits just those positions: an n-gram occurring once only moves the scan one word on. Property-tested
+    equal to the string-by-string reference (``tests/test_quality_spans.py``); 4.7x its speed (2,406 vs 512 docs/s on
+    4,000 scale-20 sample documents, one process).
+    """
     out: dict[str, float] = {
         "frac_dup_line_chars": _dup_elements_char_frac([x for x in text.split("\n") if x.strip()]),
-        "frac_dup_para_chars": _dup_elements_char_frac([x for x in re.split(r"\n\s*\n", text) if x.strip()]),
+        "frac_dup_para_chars": _dup_elements_char_frac([x for x in PARAGRAPH_BREAK.split(text) if x.strip()]),
     }
-    words = text.split()[:max_words]
-    total = sum(len(w) for w in words) or 1
-    for n in (2, 3, 4):
-        grams = [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
-        if not grams:
-            out[f"top_{n}gram_char_frac"] = 0.0
+    words = pa.array(text.split()[:max_words], pa.string())
+    n_words = len(words)
+    encoded = pc.dictionary_encode(words)  # word ids in C++ (a dict in Python costs 3x the rest of this function)
+    word_ids, n_vocabulary = encoded.indices.to_numpy().astype(np.int64), len(encoded.dictionary)
+    chars_before = np.zeros(n_words + 1, dtype=np.int64)  # characters (code points, as len) of words[:i]
+    np.cumsum(pc.utf8_length(words).to_numpy(), out=chars_before[1:])
+    total = int(chars_before[-1]) or 1
+    # ids of the n-grams starting at each position, numbered in order of first occurrence
+    gram_ids, all_unique = word_ids, n_vocabulary == n_words
+    for n in range(2, 11):
+        positions = n_words - n + 1
+        top, dup = f"top_{n}gram_char_frac", f"dup_{n}gram_char_frac"
+        if positions <= 0 or all_unique:  # no n-grams, or every (n-1)-gram (so every n-gram) is unique
+            out[top if n <= 4 else dup] = 0.0
             continue
-        gram, count = Counter(grams).most_common(1)[0]
-        out[f"top_{n}gram_char_frac"] = (len(gram.replace(" ", "")) * count / total) if count > 1 else 0.0
-    for n in range(5, 11):
-        seen: set[str] = set()
-        dup_chars = 0
-        i = 0
-        while i <= len(words) - n:
-            g = " ".join(words[i:i + n])
+        pairs = gram_ids[:positions] * n_vocabulary + word_ids[n - 1:]  # < 20,000^2: no overflow
+        encoded = pc.dictionary_encode(pa.array(pairs))  # a hash table: ids in first-occurrence order, no sort
+        gram_ids = encoded.indices.to_numpy().astype(np.int64)
+        counts = np.bincount(gram_ids, minlength=len(encoded.dictionary))
+        all_unique = len(encoded.dictionary) == positions
+        gram_chars = chars_before[n:] - chars_before[:positions]
+        if n <= 4:
+            most = int(counts.max())
+            if most > 1:
+                # Counter.most_common: of the tied, the first inserted — the smallest id
+                start = int(np.argmax(gram_ids == np.flatnonzero(counts == most)[0]))
+                out[top] = int(gram_chars[start]) * most / total
+            else:
+                out[top] = 0.0
+            continue
+        seen: set[int] = set()
+        dup_chars, next_start = 0, 0
+        for i in np.flatnonzero(counts[gram_ids] > 1).tolist():
+            if i < next_start:  # jumped over
+                continue
+            g = int(gram_ids[i])
             if g in seen:
-                dup_chars += sum(len(w) for w in words[i:i + n])
-                i += n
+                dup_chars += int(gram_chars[i])
+                next_start = i + n
             else:
                 seen.add(g)
-                i += 1
-        out[f"dup_{n}gram_char_frac"] = dup_chars / total
+                next_start = i + 1
+        out[dup] = dup_chars / total
     return out
 
 
