@@ -71,7 +71,8 @@ def test_accounting_per_file(spark, sample_lake):
 
 def test_determinism_and_idempotency(spark, sample_lake, sample_dir, tmp_path):
     cfg, _ = sample_lake
-    other = compose(*SAMPLE_ARGS, f"sample.dir={sample_dir}", f"lake={tmp_path}")
+    # one Spark task per file here, files grouped into a few tasks in the shared lake: the same tables
+    other = compose(*SAMPLE_ARGS, f"sample.dir={sample_dir}", f"lake={tmp_path}", "ingest.task_bytes=1")
     ingest.run(spark, other)
     a = _table(spark, cfg.lake, "documents")
     b = _table(spark, tmp_path, "documents")
@@ -85,6 +86,22 @@ def test_determinism_and_idempotency(spark, sample_lake, sample_dir, tmp_path):
     assert _table(spark, tmp_path, "documents").count() == n_before
     for name in ("documents", "quarantine", "ingest_files"):
         assert len(_history(spark, tmp_path, name)) == 2, name
+
+
+@pytest.mark.parametrize("sizes", [[1] * 480, [10, 1, 1, 1, 500, 3, 3, 3, 80], [7], [0, 0, 0], list(range(1, 60))])
+@pytest.mark.parametrize("task_bytes,min_groups,max_groups", [(64, 4, 4096), (1, 4, 4096), (10**9, 1, 8), (5, 2, 3)])
+def test_read_tasks_grouped_in_order_and_balanced(sizes, task_bytes, min_groups, max_groups):
+    from mixlake.ingest.ingest import ReadTask, group_read_tasks
+
+    tasks = [ReadTask(i, "s", f"f{i}", f"f{i}", None, n) for i, n in enumerate(sizes)]
+    groups = group_read_tasks(tasks, task_bytes, min_groups, max_groups)
+    assert [t for g in groups for t in g] == tasks and all(groups)  # every task once, in order, no empty group
+    total = sum(max(n, 1) for n in sizes)
+    expected = min(len(tasks), max_groups, max(min_groups, -(-total // task_bytes)))
+    assert len(groups) <= expected and (len(groups) == expected or len(set(sizes)) > 1)  # equal sizes: all of them
+    biggest = max(max(n, 1) for n in sizes)
+    assert max(sum(max(t.size, 1) for t in g) for g in groups) <= total / expected + biggest  # no group far over
+    assert group_read_tasks([], task_bytes, min_groups, max_groups) == []
 
 
 def test_rerun_with_one_source_removes_or_keeps_the_other(spark, tmp_path):

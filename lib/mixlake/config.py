@@ -76,6 +76,8 @@ class IngestConfig:
     max_raw_bytes: int = 4096  # bytes of a bad record kept verbatim in ``quarantine.raw``
     batch_rows: int = 2000  # rows per Arrow batch handed back from a reader task
     max_tasks: int = 4096  # upper bound on reader tasks (files are grouped beyond this)
+    task_bytes: int = 64 << 20  # files are grouped into Spark tasks of about this many input bytes (at least two
+    # tasks per core): a Python task costs ~70 ms of fixed overhead, so one task per small file is slow
     parquet_rows_per_task: int = 100_000  # parquet files are split by row groups into tasks of about this many rows
     max_doc_bytes: int = 10_000_000  # a longer record is quarantined as ``too_large`` (its prefix kept)
     batch_bytes: int = 64 << 20  # a reader task hands back a batch once its texts reach this many bytes
@@ -83,7 +85,7 @@ class IngestConfig:
 
     def __post_init__(self) -> None:
         for key in ("max_raw_bytes", "batch_rows", "max_tasks", "parquet_rows_per_task", "max_doc_bytes",
-                    "batch_bytes"):
+                    "batch_bytes", "task_bytes"):
             if getattr(self, key) <= 0:
                 raise ConfigError(f"ingest.{key} must be > 0, got {getattr(self, key)}")
 
