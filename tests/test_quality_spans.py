@@ -156,18 +156,12 @@ def test_langid_handles_empty():
 
 def _repetition_reference(text: str, max_words: int = 20_000) -> dict[str, float]:
     """The string-by-string form of Gopher's repetition signals (mixlake's code before it was vectorised): the
-    oracle ``repetition_signals`` must equal exactly."""
+    oracle ``repetition_signals`` must equal exactly. (The line/paragraph fractions were not rewritten: the same
+    helper.)"""
     import re
     from collections import Counter
 
-    def dup_char_frac(elements: list[str]) -> float:
-        total, seen, dup = sum(len(e) for e in elements), set(), 0
-        for e in elements:
-            if e in seen:
-                dup += len(e)
-            else:
-                seen.add(e)
-        return dup / total if total else 0.0
+    from mixlake.quality.signals import _dup_elements_char_frac as dup_char_frac
 
     out = {"frac_dup_line_chars": dup_char_frac([x for x in text.split("\n") if x.strip()]),
            "frac_dup_para_chars": dup_char_frac([x for x in re.split(r"\n\s*\n", text) if x.strip()])}
