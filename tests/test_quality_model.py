@@ -155,7 +155,6 @@ def test_tokenizer_keeps_non_ascii_words(spark):
     assert TOKEN_PATTERN.startswith("(?U)")
 
 
-
 def test_hashing_tf_index_equals_spark(spark):
     """top_features computes HashingTF buckets in Python instead of one py4j ``indexOf`` call per word: the two must
     agree for every tail length (0-3 bytes) and script (ASCII, accents, CJK, Cyrillic, emoji, empty, long words)."""

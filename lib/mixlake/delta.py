@@ -46,6 +46,14 @@ def read_table(spark: SparkSession, lake: str, name: str, version: int | None = 
     return reader.load(path)
 
 
+def read_latest(spark: SparkSession, lake: str, name: str) -> tuple[DataFrame, int]:
+    """The table pinned at its latest version, and that version: for a stage that records exactly what it read."""
+    version = table_version(spark, table_path(lake, name))
+    df = read_table(spark, lake, name, version=version)  # raises, naming the table, when there is none
+    assert version is not None
+    return df, version
+
+
 COMMIT_FILE = re.compile(r"^(\d{20})\.(json|checkpoint\b.*\.parquet)$")  # commits and checkpoints
 
 
@@ -69,7 +77,7 @@ def table_version(spark: SparkSession, path: str) -> int | None:
 def replace_table(df: DataFrame, path: str, partition_by: list[str] | None = None,
                   user_metadata: str | None = None) -> None:
     """Replace the whole table in one commit (schema replaced too); ``user_metadata`` is stored in that commit's
-    ``commitInfo.userMetadata`` (read back with :func:`commit_metadata`)."""
+    ``commitInfo.userMetadata`` (read back with :func:`latest_commit_metadata`)."""
     w = df.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
     if user_metadata is not None:
         w = w.option("userMetadata", user_metadata)

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 from mixlake.config import MixlakeConfig
 from mixlake.delta import (
     latest_commit_metadata,
-    read_table,
+    read_latest,
     replace_table,
     table_exists,
     table_id,
@@ -64,13 +64,11 @@ def stored_ids_for(spark: SparkSession, lake: str, table: str, version: int,
 def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     tc = cfg.tokenizer
     source = cleaned_input(cfg, cfg.tokens.input_table, stage="tokens")
-    version = table_version(spark, table_path(cfg.lake, source))
-    docs = read_table(spark, cfg.lake, source, version=version)
+    docs, version = read_latest(spark, cfg.lake, source)
     t0 = time.time()
     counts_path = table_path(cfg.lake, "token_counts")
     outputs = {}
     if cfg.tokens.store_ids:
-        assert version is not None  # read_table raised otherwise
         ids_path = table_path(cfg.lake, "token_ids")
         meta = provenance(spark, cfg.lake, source, version, tc)
         replace_table(token_ids(docs, tc), ids_path, user_metadata=json.dumps(meta, sort_keys=True))

@@ -10,7 +10,7 @@ import time
 from pyspark.sql import SparkSession
 
 from mixlake.config import MixlakeConfig
-from mixlake.delta import read_table, replace_table, table_exists, table_path, table_version
+from mixlake.delta import read_latest, replace_table, table_exists, table_path, table_version
 from mixlake.errors import ConfigError
 from mixlake.mds.write import MDSConfig, selection_counts, write_streams
 from mixlake.stages.inputs import cleaned_input
@@ -35,15 +35,13 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     m = cfg.mds
     tok = cfg.tokenizer
     source = cleaned_input(cfg, m.input_table, stage="write_mds")
-    version = table_version(spark, table_path(cfg.lake, source))
-    docs = read_table(spark, cfg.lake, source, version=version)
+    docs, version = read_latest(spark, cfg.lake, source)
     assert m.root is not None  # set at compose time
     root = m.root
     t0 = time.time()
     fractions = plan_fractions(spark, cfg, m)
     packed, ids_from = docs, "tokenized here (mds.token_ids=tokenize)" if m.format == "tokens" else "text"
     if m.format == "tokens" and m.token_ids != "tokenize":
-        assert version is not None  # read_table raised otherwise
         stored, why = stored_ids_for(spark, cfg.lake, source, version, tok)
         if stored is not None:
             packed, ids_from = stored.select("doc_id", "source", "n_bytes", "ids"), why
