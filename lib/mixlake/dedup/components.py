@@ -3,8 +3,9 @@
 Kiveris et al., "Connected Components in MapReduce and Beyond" (SoCC 2014); the same algorithm text-dedup's Spark
 MinHash script uses. Each round is two groupBy + join passes over the edges; the number of rounds is O(log² n) in
 theory and, since LSH edges are already stars around bucket minima, typically 2–5 here. No driver-side union-find:
-nothing but counts reaches the driver. Lineage is cut with reliable checkpoints (the caller sets the checkpoint dir),
-so a lost executor does not recompute from the start.
+nothing but counts reaches the driver. Each round's edges are materialised — by the caller's ``persist`` (the dedup
+stage writes Parquet on the lake) or a checkpoint — so the lineage does not grow and a lost executor does not
+recompute from the start.
 
 Convergence is the algorithm's real fixed point, checked on the edges after each round: **every node has exactly one
 parent and every parent is a root** (no parent has a parent of its own). The edge set is then a forest of stars, one
@@ -19,6 +20,7 @@ builds from (``io.graphframes:graphframes-spark4_2.13``), hence this DataFrame i
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pyspark.sql import DataFrame
@@ -62,9 +64,12 @@ class Components:
     rounds: int
 
 
-def connected_components(edges: DataFrame, max_iterations: int = 40) -> Components:
+def connected_components(edges: DataFrame, max_iterations: int = 40,
+                         persist: Callable[[DataFrame, str], DataFrame] | None = None) -> Components:
     """``edges(src, dst)`` (undirected, any comparable id type) → :class:`Components`. Raises when the fixed point is
-    not reached in ``max_iterations`` rounds (``dedup.cc_max_iterations``)."""
+    not reached in ``max_iterations`` rounds (``dedup.cc_max_iterations``). ``persist(df, name)`` materialises each
+    round's edges (the dedup stage writes them as Parquet on the lake: one job, where a reliable ``checkpoint()``
+    computes the round twice — once to count, once to write); default: a checkpoint."""
     e = (edges.select(F.col("src").alias("u"), F.col("dst").alias("v")).filter(F.col("u") != F.col("v"))
          .select(F.greatest("u", "v").alias("u"), F.least("u", "v").alias("v")).distinct())
     reliable = edges.sparkSession.sparkContext.getCheckpointDir() is not None
@@ -73,7 +78,10 @@ def connected_components(edges: DataFrame, max_iterations: int = 40) -> Componen
         e = _small_star(_large_star(e))
         # reliable checkpoints (the stage sets a dir on the lake) survive a lost executor and cut the lineage;
         # without a checkpoint dir (library use in a notebook), local checkpoints still cut the lineage.
-        e = e.checkpoint() if reliable else e.localCheckpoint()
+        if persist is not None:
+            e = persist(e, f"components_round_{rounds}")
+        else:
+            e = e.checkpoint() if reliable else e.localCheckpoint()
         done = is_star_forest(e)
         log.info("connected components: round %d, star forest=%s", rounds, done)
         if done:

@@ -22,7 +22,7 @@ and bucket stages); text-dedup ``minhash_spark.py`` (Spark layout).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,9 +41,11 @@ def params(cfg: DedupConfig) -> MinHashParams:
     return MinHashParams(ngram=cfg.ngram, bands=b, rows=r, seed=cfg.seed, normalize=cfg.normalize)
 
 
-def minhash_signatures(docs: DataFrame, p: MinHashParams) -> DataFrame:
-    """``(doc_id, text, ...)`` → ``(doc_id, exact_key, n_words, n_shingles, signature, bands)``."""
-    return docs.select("doc_id", "text").mapInArrow(signature_udf(p), SIGNATURE_DDL)
+def minhash_signatures(docs: DataFrame, p: MinHashParams, carry: Sequence[str] = ()) -> DataFrame:
+    """``(doc_id, text, ...)`` → ``(doc_id, exact_key, n_words, n_shingles, signature, bands, *carry)``: the
+    ``carry`` columns of ``docs`` pass through the same pass unchanged."""
+    ddl = SIGNATURE_DDL + "".join(f", `{c}` {docs.schema[c].dataType.simpleString()}" for c in carry)
+    return docs.select("doc_id", "text", *carry).mapInArrow(signature_udf(p, carry), ddl)
 
 
 def _scope(df: DataFrame, scope: str) -> DataFrame:
@@ -212,11 +214,20 @@ def keep_order(docs: DataFrame, priorities: dict[str, int]) -> list[Any]:
     return order
 
 
+def _keep_columns(docs: DataFrame) -> list[str]:
+    return ["doc_id", "source", "n_chars"] + (["quality_score"] if "quality_score" in docs.columns else [])
+
+
+def remove_duplicates(docs: DataFrame, duplicates: DataFrame) -> DataFrame:
+    """``docs`` minus the non-representative members of ``duplicates`` (the ``deduped`` table)."""
+    removed = duplicates.filter(~F.col("is_representative")).select("doc_id")
+    return docs.join(removed, "doc_id", "left_anti")
+
+
 def choose_representatives(members: DataFrame, docs: DataFrame, priorities: dict[str, int]) -> DataFrame:
     """``members(node, component)`` → ``(doc_id, cluster_id, is_representative, cluster_size)``."""
-    cols = ["doc_id", "source", "n_chars"] + (["quality_score"] if "quality_score" in docs.columns else [])
     m = members.select(F.col("node").alias("doc_id"), F.col("component").alias("cluster_id")) \
-        .join(docs.select(*cols), "doc_id")
+        .join(docs.select(*_keep_columns(docs)), "doc_id")
     w = Window.partitionBy("cluster_id").orderBy(*keep_order(docs, priorities))
     return (m.withColumn("_rank", F.row_number().over(w))
             .withColumn("cluster_size", F.count(F.lit(1)).over(Window.partitionBy("cluster_id")))
@@ -225,7 +236,8 @@ def choose_representatives(members: DataFrame, docs: DataFrame, priorities: dict
 
 @dataclass
 class DedupResult:
-    signatures: DataFrame  # doc_id, scope, source, exact_key, n_words, n_shingles, signature, bands
+    signatures: DataFrame  # doc_id, exact_key, n_words, n_shingles, signature, bands, source, n_chars,
+    # [quality_score,] scope
     candidates: DataFrame  # src, dst, jaccard, verified, scheme (all_pairs | star | reroot)
     components_rounds: int  # large-star/small-star rounds to the fixed point
     duplicates: DataFrame  # doc_id, source, cluster_id, kind, is_representative, similarity, cluster_size
@@ -233,13 +245,18 @@ class DedupResult:
 
 
 def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
-                persist: Any = None) -> DedupResult:
+                persist: Any = None, quality: DataFrame | None = None) -> DedupResult:
     """The whole dedup on ``docs`` (the ``documents`` schema). ``persist(df, name)`` materialises intermediates
-    (the stage checkpoints them to disk); default: local checkpoints (executor storage)."""
+    (the stage checkpoints them to disk); default: local checkpoints (executor storage). ``quality(doc_id,
+    quality_score)``, when given, is the keep rule's second key (a ``quality_score`` column of ``docs`` also is)."""
     persist = persist or (lambda df, name: df.localCheckpoint())  # cuts lineage: rounds do not nest plans
     p = params(cfg)
-    meta = _scope(docs.select("doc_id", "source"), cfg.scope)
-    sigs = persist(minhash_signatures(docs, p).join(meta, "doc_id"), "signatures")
+    # the keep rule's columns travel with the persisted signatures (carried through the signature pass): neither
+    # the input nor the quality table is read again for them, and the text is never joined with the scores
+    sigs = minhash_signatures(docs, p, carry=_keep_columns(docs)[1:])
+    if quality is not None:
+        sigs = sigs.join(quality.select("doc_id", "quality_score"), "doc_id", "left")
+    sigs = persist(_scope(sigs, cfg.scope), "signatures")
     exact = exact_edges(sigs)
     exact_dups = exact.select(F.col("src").alias("doc_id"))
     lsh_input = sigs.filter(F.col("n_shingles") >= cfg.min_shingles).join(exact_dups, "doc_id", "left_anti")
@@ -247,9 +264,9 @@ def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
     cands = persist(verified_candidates(lsh_buckets(lsh_input), score, cfg.threshold,
                                         cfg.bucket_all_pairs_max, cfg.reroot_rounds, persist), "candidates")
     near = cands.filter("verified").select("src", "dst")
-    cc = connected_components(exact.unionByName(near), cfg.cc_max_iterations)
+    cc = connected_components(exact.unionByName(near), cfg.cc_max_iterations, persist=persist)
     members = persist(cc.members, "components")
-    reps = choose_representatives(members, docs, priorities)
+    reps = choose_representatives(members, sigs, priorities)
     # kind and similarity relative to the cluster's representative
     rep_sig = (reps.filter("is_representative").join(sigs.select("doc_id", "exact_key", "signature"), "doc_id")
                .select("cluster_id", F.col("exact_key").alias("rep_key"), F.col("signature").alias("rep_sig"),
@@ -270,7 +287,5 @@ def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
                   .withColumn("kind", F.when(F.col("is_representative"), F.col("ckind")).otherwise(F.col("kind")))
                   .select("doc_id", "source", "cluster_id", "kind", "is_representative", "similarity",
                           "cluster_size"))
-    removed = duplicates.filter(~F.col("is_representative")).select("doc_id")
-    deduped = docs.join(removed, "doc_id", "left_anti")
     return DedupResult(signatures=sigs, candidates=cands, components_rounds=cc.rounds, duplicates=duplicates,
-                       deduped=deduped)
+                       deduped=remove_duplicates(docs, duplicates))

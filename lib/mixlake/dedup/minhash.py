@@ -21,7 +21,7 @@ functions: ``bench/dedup_bench.py`` measures all of them in one Spark run.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -212,8 +212,9 @@ SIGNATURE_DDL = ("doc_id string, exact_key binary, n_words int, n_shingles int, 
                  "bands array<bigint>")
 
 
-def signature_udf(p: MinHashParams):  # -> Callable[[Iterator[pa.RecordBatch]], Iterator[pa.RecordBatch]]
-    """A ``mapInArrow`` function: (doc_id, text) batches → ``SIGNATURE_SCHEMA`` batches."""
+def signature_udf(p: MinHashParams, carry: Sequence[str] = ()):
+    """A ``mapInArrow`` function: (doc_id, text, *carry) batches → ``SIGNATURE_SCHEMA`` batches followed by the
+    ``carry`` columns unchanged (so that per-document metadata needs no join back to the input)."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for batch in batches:
@@ -229,10 +230,13 @@ def signature_udf(p: MinHashParams):  # -> Callable[[Iterator[pa.RecordBatch]], 
             nb = bands.shape[1]
             band_list = pa.ListArray.from_arrays(pa.array(np.arange(0, (len(bands) + 1) * nb, nb, dtype=np.int32)),
                                                  pa.array(bands.reshape(-1)))
+            schema = SIGNATURE_SCHEMA
+            for c in carry:
+                schema = schema.append(batch.schema.field(c))
             yield pa.RecordBatch.from_arrays(
                 [batch.column("doc_id"), pa.array(out["exact_key"], type=pa.binary()), pa.array(out["n_words"]),
-                 pa.array(out["n_shingles"]), sig_bytes, band_list],
-                schema=SIGNATURE_SCHEMA,
+                 pa.array(out["n_shingles"]), sig_bytes, band_list, *(batch.column(c) for c in carry)],
+                schema=schema,
             )
 
     return run

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -12,7 +13,7 @@ from pyspark.sql import functions as F
 from mixlake import storage
 from mixlake.config import MixlakeConfig
 from mixlake.dedup.config import DedupConfig
-from mixlake.dedup.dedup import deduplicate
+from mixlake.dedup.dedup import deduplicate, remove_duplicates
 from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
@@ -31,37 +32,48 @@ def source_priorities(cfg: MixlakeConfig, d: DedupConfig) -> dict[str, int]:
     return {s.name: s.priority for s in cfg.source_list()}
 
 
-def with_quality_score(spark: SparkSession, cfg: MixlakeConfig, docs: DataFrame) -> DataFrame:
-    """``docs`` plus the quality stage's ``quality_score`` (used by the keep rule) when ``quality`` is a configured
+def quality_scores(spark: SparkSession, cfg: MixlakeConfig) -> DataFrame | None:
+    """The quality stage's ``(doc_id, quality_score)`` (the keep rule's second key) when ``quality`` is a configured
     stage; a stale quality table of an unconfigured stage is never read."""
     if "quality" not in cfg.stages:
-        return docs
+        return None
     q = read_table(spark, cfg.lake, "quality")
     if "quality_score" not in q.columns:
         raise RuntimeError("the quality table has no quality_score column (written by an older mixlake): rerun "
                            "the quality stage")
-    return docs.join(q.select("doc_id", "quality_score"), "doc_id", "left")
+    return q.select("doc_id", "quality_score")
 
 
 def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     d = cfg.dedup
     docs = read_table(spark, cfg.lake, cleaned_input(cfg, d.input_table, stage="dedup"))
     tmp = scratch_dir(cfg.lake, "dedup")
-    spark.sparkContext.setCheckpointDir(f"{tmp}/checkpoints")
+
+    seconds: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def phase(name: str) -> None:  # wall seconds since the previous phase ended (details.seconds)
+        now = time.perf_counter()
+        seconds[name] = round(seconds.get(name, 0.0) + now - clock[0], 2)
+        clock[0] = now
 
     def persist(df: DataFrame, name: str) -> DataFrame:
         # materialise on the lake's filesystem: bounded memory, survives lost executors, cuts lineage
         path = f"{tmp}/{name}"
         df.write.mode("overwrite").parquet(path)
+        phase(name.rstrip("_0123456789"))
         return spark.read.parquet(path)
 
     try:
-        res = deduplicate(with_quality_score(spark, cfg, docs), d, source_priorities(cfg, d), persist=persist)
+        res = deduplicate(docs, d, source_priorities(cfg, d), persist=persist, quality=quality_scores(spark, cfg))
         dup_path, out_path = table_path(cfg.lake, "duplicates"), table_path(cfg.lake, "deduped")
         replace_table(res.duplicates, dup_path)
-        replace_table(res.deduped.select(*docs.columns), out_path, partition_by=["source"])
-        # every number below is counted on what was read or written, none derived from another
+        phase("keep_rule_and_duplicates_write")
+        # everything below reads the written duplicates table: the keep rule is not computed again
         dups = spark.read.format("delta").load(dup_path)
+        replace_table(remove_duplicates(docs, dups).select(*docs.columns), out_path, partition_by=["source"])
+        phase("deduped_write")
+        # every number below is counted on what was read or written, none derived from another
         out_docs = spark.read.format("delta").load(out_path)
         removed = dups.filter(~F.col("is_representative"))
         counts = (docs.groupBy("source").agg(F.count(F.lit(1)).alias("docs_in"))
@@ -74,10 +86,11 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
                   .select("source", "docs_in", "exact_removed", "near_removed", "docs_out")
                   .orderBy("source"))
         replace_table(counts, table_path(cfg.lake, "dedup_counts"))
-        summary = _summary(spark, res, d)
+        summary = _summary(spark, res, dups, d)
         replace_table(spark.createDataFrame([summary]), table_path(cfg.lake, "dedup_summary"))
         rows = spark.read.format("delta").load(table_path(cfg.lake, "dedup_counts")).collect()
         duplicated_nodes = dups.groupBy("doc_id").count().filter("count > 1").limit(1).count()
+        phase("counts_and_summary")
     finally:
         storage.rmtree(tmp, cfg.s3)
     if duplicated_nodes:
@@ -87,16 +100,17 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     out.records_in = sum(r.docs_in for r in rows)
     out.records_out = sum(r.docs_out for r in rows)
     out.dropped = sum(r.exact_removed + r.near_removed for r in rows)
-    out.details = {"per_source": {r.source: r.asDict() for r in rows}, **summary}
+    out.details = {"per_source": {r.source: r.asDict() for r in rows}, **summary, "seconds": seconds}
     for r in rows:
         log.info("dedup %s: in=%d exact_removed=%d near_removed=%d out=%d", r.source, r.docs_in, r.exact_removed,
                  r.near_removed, r.docs_out)
     log.info("dedup: %s", summary)
+    log.info("dedup: seconds per phase %s", seconds)
     out.check()
     return out
 
 
-def _summary(spark: SparkSession, res: Any, d: DedupConfig) -> dict[str, Any]:
+def _summary(spark: SparkSession, res: Any, duplicates: DataFrame, d: DedupConfig) -> dict[str, Any]:
     b, r = d.band_rows()
     c = res.candidates.agg(F.count(F.lit(1)).alias("n"),
                            F.sum(F.when(F.col("verified"), 1).otherwise(0)).alias("ok"),
@@ -106,7 +120,7 @@ def _summary(spark: SparkSession, res: Any, d: DedupConfig) -> dict[str, Any]:
                            .alias("reroot_ok")).first()
     sig = res.signatures.agg(F.sum(F.when(F.col("n_shingles") < d.min_shingles, 1).otherwise(0)).alias("short"),
                              F.count(F.lit(1)).alias("n")).first()
-    cl = (res.duplicates.filter("is_representative")
+    cl = (duplicates.filter("is_representative")
           .agg(F.count(F.lit(1)).alias("clusters"), F.max("cluster_size").alias("largest")).first())
     return {"bands": b, "rows": r, "threshold": d.threshold, "verify": d.verify, "scope": d.scope,
             "documents": int(sig.n or 0), "below_min_shingles": int(sig.short or 0),

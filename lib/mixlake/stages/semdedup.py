@@ -23,7 +23,7 @@ from mixlake.delta import read_table, replace_table, scratch_dir, table_exists, 
 from mixlake.semdedup.config import SemDedupConfig
 from mixlake.semdedup.embed import embed
 from mixlake.semdedup.semdedup import semantic_dedup, sweep_table
-from mixlake.stages.dedup import source_priorities, with_quality_score
+from mixlake.stages.dedup import quality_scores, source_priorities
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
 
@@ -108,8 +108,9 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
         emb, emb_stats = cached_embeddings(spark, cfg, docs, key, persist)
         seconds["embed"] = time.time() - t0
         t0 = time.time()
-        res = semantic_dedup(with_quality_score(spark, cfg, docs), emb, sd, source_priorities(cfg, cfg.dedup),
-                             persist)
+        scores = quality_scores(spark, cfg)
+        scored = docs if scores is None else docs.join(scores, "doc_id", "left")
+        res = semantic_dedup(scored, emb, sd, source_priorities(cfg, cfg.dedup), persist)
         members = persist(res.members, "members")
         seconds["cluster_and_compare"] = time.time() - t0
         t0 = time.time()
