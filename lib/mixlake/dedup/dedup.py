@@ -65,13 +65,21 @@ def exact_edges(sigs: DataFrame) -> DataFrame:
 BUCKET = ["scope", "band", "band_hash"]
 
 
-def lsh_buckets(sigs: DataFrame) -> DataFrame:
+def lsh_buckets(sigs: DataFrame, persist: Callable[[DataFrame, str], DataFrame] | None = None) -> DataFrame:
     """``(scope, band, band_hash, doc_id, root, n)``: the members of every LSH bucket with two or more documents,
-    with the bucket's smallest ``doc_id`` (``root``) and size."""
+    with the bucket's smallest ``doc_id`` (``root``) and size.
+
+    Nearly every bucket holds one document (b rows per document, most unique), so the keys of the shared buckets are
+    found first with a count alone — an aggregation and no join over the b × documents band rows — and only their
+    members are joined and given a root. With ``persist`` those keys are materialised, so the planner sees how few
+    they are and joins the band rows with them by broadcast (no shuffle of the band rows for the join). Both steps
+    are aggregations, not windows: a hot bucket (boilerplate shared by thousands of pages) is combined map-side."""
+    keep = persist or (lambda df, name: df)
     banded = sigs.select("scope", "doc_id", F.posexplode("bands").alias("band", "band_hash"))
-    buckets = (banded.groupBy(*BUCKET).agg(F.min("doc_id").alias("root"), F.count(F.lit(1)).alias("n"))
-               .filter(F.col("n") > 1))
-    return banded.join(buckets, BUCKET)
+    shared = keep(banded.groupBy(*BUCKET).agg(F.count(F.lit(1)).alias("n")).filter(F.col("n") > 1), "lsh_shared")
+    members = banded.join(shared, BUCKET)
+    roots = members.groupBy(*BUCKET).agg(F.min("doc_id").alias("root"))
+    return members.join(roots, BUCKET)
 
 
 def lsh_candidates(sigs: DataFrame) -> DataFrame:
@@ -175,11 +183,18 @@ def _shingle_sets_udf(p: MinHashParams) -> Any:
     return run
 
 
-def exact_similarity(pairs: DataFrame, docs: DataFrame, p: MinHashParams) -> DataFrame:
-    """``(src, dst)`` → ``(src, dst, jaccard)`` from the exact shingle sets (recomputed for the pairs' documents)."""
+def exact_similarity(pairs: DataFrame, docs: DataFrame, p: MinHashParams,
+                     persist: Callable[[DataFrame, str], DataFrame] | None = None) -> DataFrame:
+    """``(src, dst)`` → ``(src, dst, jaccard)`` from the exact shingle sets (recomputed for the pairs' documents).
+
+    With ``persist`` the pairs and the shingle sets are materialised first: the planner then knows the pairs are
+    small and filters the text with a broadcast semi-join instead of shuffling the whole input's text, and the
+    Python shingling runs once though the sets are joined twice."""
+    keep = persist or (lambda df, name: df)
+    pairs = keep(pairs, "scored_pairs")
     ids = pairs.select(F.col("src").alias("doc_id")).union(pairs.select(F.col("dst").alias("doc_id"))).distinct()
-    sets = (docs.select("doc_id", "text").join(ids, "doc_id", "left_semi")
-            .mapInArrow(_shingle_sets_udf(p), "doc_id string, shingles array<bigint>"))
+    sets = keep(docs.select("doc_id", "text").join(ids, "doc_id", "left_semi")
+                .mapInArrow(_shingle_sets_udf(p), "doc_id string, shingles array<bigint>"), "shingle_sets")
     j = (pairs.join(sets.withColumnRenamed("doc_id", "src").withColumnRenamed("shingles", "a"), "src")
          .join(sets.withColumnRenamed("doc_id", "dst").withColumnRenamed("shingles", "b"), "dst"))
     inter = F.size(F.array_intersect("a", "b"))
@@ -187,14 +202,15 @@ def exact_similarity(pairs: DataFrame, docs: DataFrame, p: MinHashParams) -> Dat
     return j.select("src", "dst", F.when(union > 0, inter / union).otherwise(F.lit(1.0)).alias("jaccard"))
 
 
-def scorer(cfg: DedupConfig, sigs: DataFrame, docs: DataFrame, p: MinHashParams) -> Scorer | None:
+def scorer(cfg: DedupConfig, sigs: DataFrame, docs: DataFrame, p: MinHashParams,
+           persist: Callable[[DataFrame, str], DataFrame] | None = None) -> Scorer | None:
     """How candidate pairs are scored (``dedup.verify``): estimated Jaccard from the signatures, exact shingle-set
-    Jaccard, or not at all."""
+    Jaccard (``persist``: see :func:`exact_similarity`), or not at all."""
     if cfg.verify == "none":
         return None
     if cfg.verify == "signature":
         return lambda pairs: signature_similarity(pairs, sigs)
-    return lambda pairs: exact_similarity(pairs, docs, p)
+    return lambda pairs: exact_similarity(pairs, docs, p, persist)
 
 
 def source_rank(priorities: dict[str, int]) -> Column:
@@ -260,8 +276,10 @@ def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
     exact = exact_edges(sigs)
     exact_dups = exact.select(F.col("src").alias("doc_id"))
     lsh_input = sigs.filter(F.col("n_shingles") >= cfg.min_shingles).join(exact_dups, "doc_id", "left_anti")
-    score = scorer(cfg, sigs, docs, p)
-    cands = persist(verified_candidates(lsh_buckets(lsh_input), score, cfg.threshold,
+    score = scorer(cfg, sigs, docs, p, persist)
+    # the bucket members are read by the all-pairs self-join and the star rounds: banded once, persisted
+    buckets = persist(lsh_buckets(lsh_input, persist), "lsh_buckets")
+    cands = persist(verified_candidates(buckets, score, cfg.threshold,
                                         cfg.bucket_all_pairs_max, cfg.reroot_rounds, persist), "candidates")
     near = cands.filter("verified").select("src", "dst")
     cc = connected_components(exact.unionByName(near), cfg.cc_max_iterations, persist=persist)
