@@ -60,9 +60,13 @@ def _stage_table(run: list[dict[str, Any]], text_mb: dict[str, float]) -> list[d
         secs = r["seconds"] or 0.0
         n_in = r["records_in"] or 0
         mb = text_mb.get(r["stage"])
+        details = json.loads(r["details"]) if r.get("details") else {}
         out.append({"stage": r["stage"], "status": r["status"], "seconds": secs, "records_in": n_in,
                     "records_out": r["records_out"], "docs_per_s": n_in / secs if secs and n_in else None,
-                    "mb_per_s": mb / secs if secs and mb else None, "bookkeeping_after_s": gap})
+                    "mb_per_s": mb / secs if secs and mb else None, "bookkeeping_after_s": gap,
+                    # stages that time their own phases report them: dedup as ordered [name, seconds] pairs in
+                    # details.phases, semdedup as details.seconds
+                    "phases": dict(details.get("phases") or []) or details.get("seconds")})
     return out
 
 
@@ -74,6 +78,8 @@ def _print(label: str, wall: float, table: list[dict[str, Any]]) -> None:
         mbs = f"{r['mb_per_s']:.1f}" if r["mb_per_s"] else "-"
         bk = f"{r['bookkeeping_after_s']:.2f}" if r["bookkeeping_after_s"] is not None else "-"
         print(f"{r['stage']:<11}{r['status']:<10}{r['seconds']:8.1f}{r['records_in']:>10,}{dps:>9}{mbs:>7}{bk:>12}")
+        if r.get("phases"):
+            print("    phases (s): " + ", ".join(f"{k} {v:.1f}" for k, v in r["phases"].items()))
     print(f"{'sum':<21}{sum(r['seconds'] for r in table):8.1f}")
 
 

@@ -2,6 +2,7 @@
 
 import json
 import random
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -177,7 +178,9 @@ def test_connected_components_chain(spark):
 def test_stage_on_sample_meets_targets_and_is_deterministic(spark, sample_lake, tmp_path):
     base, _ = sample_lake
     cfg = sample_lake_cfg(base, "[ingest,dedup]")
+    t0 = time.perf_counter()
     res = dedup_stage.run(spark, cfg)
+    wall = time.perf_counter() - t0
     dups = spark.read.format("delta").load(table_path(cfg.lake, "duplicates"))
     first = sorted(tuple(r) for r in dups.collect())
     # the stage's numbers against the tables it wrote
@@ -209,6 +212,12 @@ def test_stage_on_sample_meets_targets_and_is_deterministic(spark, sample_lake, 
     assert wiki_dups and all(r.is_representative for r in wiki_dups)
     deduped = spark.read.format("delta").load(table_path(cfg.lake, "deduped"))
     assert deduped.count() == res.records_out
+    # the phases it reports, in the order they ran, within the stage's own wall time
+    names = [k for k, _ in res.details["phases"]]
+    assert names[0] == "signatures" and names[-3:] == ["keep_rule_and_duplicates_write", "deduped_write",
+                                                       "counts_and_summary"], names
+    assert {"lsh_buckets", "components_round", "components"} <= set(names), names
+    assert 0 < sum(v for _, v in res.details["phases"]) <= wall + 0.01, (res.details["phases"], wall)
     assert deduped.columns == spark.read.format("delta").load(table_path(cfg.lake, "documents")).columns
     # determinism: a second run gives identical duplicates
     dedup_stage.run(spark, cfg)

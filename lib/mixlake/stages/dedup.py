@@ -52,7 +52,7 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     seconds: dict[str, float] = {}
     clock = [time.perf_counter()]
 
-    def phase(name: str) -> None:  # wall seconds since the previous phase ended (details.seconds)
+    def phase(name: str) -> None:  # wall seconds since the previous phase ended (details.phases)
         now = time.perf_counter()
         seconds[name] = round(seconds.get(name, 0.0) + now - clock[0], 2)
         clock[0] = now
@@ -100,7 +100,9 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     out.records_in = sum(r.docs_in for r in rows)
     out.records_out = sum(r.docs_out for r in rows)
     out.dropped = sum(r.exact_removed + r.near_removed for r in rows)
-    out.details = {"per_source": {r.source: r.asDict() for r in rows}, **summary, "seconds": seconds}
+    # phases in the order they ran, as [name, seconds] pairs (the runs table stores details with sorted keys)
+    out.details = {"per_source": {r.source: r.asDict() for r in rows}, **summary,
+                   "phases": [[k, v] for k, v in seconds.items()]}
     for r in rows:
         log.info("dedup %s: in=%d exact_removed=%d near_removed=%d out=%d", r.source, r.docs_in, r.exact_removed,
                  r.near_removed, r.docs_out)
