@@ -3,6 +3,7 @@
 import glob
 import os
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -216,6 +217,23 @@ def test_batched_langid_equals_langid_classify(pieces):
     ident = lid._langid()
     expected = [("und", 0.0) if not t[:2000].strip() else ident.classify(t[:2000]) for t in texts]
     assert detect_languages(texts, "langid") == [(lang, float(p)) for lang, p in expected]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=300) | REP_WORDS | st.just(""),
+                max_size=40), st.booleans())
+def test_lockstep_langid_features_equal_instance2fv(texts, equal_lengths):
+    """The lockstep DFA walk == langid's ``instance2fv`` per text, every count: empty inputs, empty and equal-length
+    texts (ties in the length sort), 1- to 4-byte UTF-8 characters."""
+    from mixlake.quality import langid as lid
+
+    if equal_lengths:
+        texts = [(t * 300)[:120] for t in texts]
+    ident = lid._langid()
+    got = lid.langid_features(texts)
+    assert got.shape == (len(texts), ident.nb_numfeats) and got.dtype == np.uint32
+    for t, row in zip(texts, got, strict=True):
+        assert np.array_equal(row, ident.instance2fv(t)), t[:80]
 
 
 def test_quality_python_signals_equal_the_references_on_sample_documents(sample_lake):

@@ -51,25 +51,82 @@ def detect_languages(texts: list[str], backend: str = "lingua", max_chars: int =
 
 
 def _langid_batch(texts: list[str]) -> list[tuple[str, float]]:
-    """``langid.classify`` for many texts at once, bit for bit: the same features (langid's own ``instance2fv``),
-    then one float64 matrix product per chunk and langid's log-sum-exp normalisation on the whole chunk. langid
-    computes ``np.dot(uint32 features, float32 weights)`` one document at a time, which NumPy runs outside BLAS
-    (mixed dtypes): 66% of its time. Tested equal to ``classify`` (language and probability) on random and sample
-    texts; with the 2,000-character clip, 2.1x its speed on 4,000 scale-20 sample documents (1,561 vs 735 docs/s,
-    one process)."""
+    """``langid.classify`` for many texts at once, bit for bit: the same feature counts as langid's
+    ``instance2fv`` (:func:`langid_features`), then one float64 matrix product per chunk and langid's log-sum-exp
+    normalisation on the whole chunk. langid computes ``np.dot(uint32 features, float32 weights)`` one document at a
+    time, which NumPy runs outside BLAS (mixed dtypes): 66% of its time. Tested equal to ``classify`` (language and
+    probability) on random and sample texts."""
     ident = _langid()
     weights, prior = _langid_weights()
     out: list[tuple[str, float]] = [("und", 0.0)] * len(texts)
     todo = [i for i, t in enumerate(texts) if t.strip()]
     for s in range(0, len(todo), LANGID_CHUNK):
         rows = todo[s:s + LANGID_CHUNK]
-        features = np.stack([ident.instance2fv(texts[i]) for i in rows])
+        features = langid_features([texts[i] for i in rows])
         log_probs = features.astype(np.float64) @ weights + prior
         with np.errstate(over="ignore"):  # as langid: exp overflow to inf only drives 1/x to 0
             probs = 1 / np.exp(log_probs[:, None, :] - log_probs[:, :, None]).sum(2)
         best = probs.argmax(1)
         for k, i in enumerate(rows):
             out[i] = (str(ident.nb_classes[best[k]]), float(probs[k, best[k]]))
+    return out
+
+
+@lru_cache(maxsize=1)
+def _langid_tables() -> tuple[np.ndarray, Any]:
+    """langid's tokenizer DFA as arrays: the transition table (``state << 8 | byte`` → state) and a sparse
+    (state × feature) matrix of the features each state emits (a feature listed twice for a state counts twice, as
+    in ``instance2fv``)."""
+    import scipy.sparse as sp
+
+    ident = _langid()
+    nextmove = np.asarray(ident.tk_nextmove, dtype=np.int32)
+    n_states = len(nextmove) // 256
+    pairs = [(state, f) for state, feats in ident.tk_output.items() for f in feats]
+    states, feats = (np.array(x, dtype=np.int64) for x in zip(*pairs, strict=True))
+    emits = sp.csr_matrix((np.ones(len(pairs), np.int64), (states, feats)), shape=(n_states, ident.nb_numfeats))
+    emits.sum_duplicates()
+    return nextmove, emits
+
+
+def langid_features(texts: list[str]) -> np.ndarray:
+    """langid's ``instance2fv`` for many texts at once: ``(len(texts), nb_numfeats)`` uint32, equal to stacking
+    ``instance2fv(t)`` (tested).
+
+    ``instance2fv`` walks the tokenizer DFA over a text's UTF-8 bytes in a Python loop (one dict update per byte) and
+    then adds each visited state's emitted features times its visit count. Here all texts walk the DFA in lockstep:
+    one NumPy gather per byte position for every text still that long (texts sorted by length, so those are a
+    prefix), the visited states counted per (text, state) with ``np.unique``, and the features are that count
+    matrix times the sparse state → feature matrix — integer arithmetic throughout, so the counts are exact.
+    3.5x ``instance2fv`` on 4,096 sample documents clipped to 2,000 characters (one process)."""
+    import pyarrow as pa
+    import scipy.sparse as sp
+
+    nextmove, emits = _langid_tables()
+    n_states = emits.shape[0]
+    n = len(texts)
+    arr = pa.array(texts, pa.string())
+    offsets = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset:arr.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(arr.buffers()[2], np.uint8) if arr.buffers()[2] is not None else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    order = np.argsort(-lengths, kind="stable")
+    lens = lengths[order]
+    width = int(lens[0]) if n else 0
+    valid = np.arange(width)[None, :] < lens[:, None]  # (text, byte position) inside the text
+    text_bytes = np.zeros((n, width), np.int32)
+    text_bytes[valid] = data[(offsets[:-1][order][:, None] + np.arange(width)[None, :])[valid]]
+    visited = np.zeros((n, width), np.int32)
+    state = np.zeros(n, np.int32)
+    active = np.searchsorted(-lens, -np.arange(1, width + 1), side="right")  # texts longer than each position
+    for pos in range(width):
+        k = active[pos]
+        state[:k] = nextmove[(state[:k] << 8) + text_bytes[:k, pos]]
+        visited[:k, pos] = state[:k]
+    rows = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], (n, width))[valid]
+    keys, counts = np.unique(rows * n_states + visited[valid], return_counts=True)
+    visits = sp.csr_matrix((counts.astype(np.int64), (keys // n_states, keys % n_states)), shape=(n, n_states))
+    out = np.empty((n, emits.shape[1]), np.uint32)
+    out[order] = (visits @ emits).toarray()
     return out
 
 
