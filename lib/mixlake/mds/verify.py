@@ -129,10 +129,14 @@ def read_back(directory: str, index: dict[str, Any], cfg: VerifyConfig, max_seq_
 
     shards = index["shards"] if cfg.full else chosen_shards(index["shards"], cfg.read_shards, cfg.seed)
     expected = sum(s["samples"] for s in shards)
+    # streaming's iterator yields only samples its background threads have marked ready, and those run at most
+    # `predownload` samples ahead (default 8 x batch_size = 8 here), sleeping 7 ms ticks in between: the read-back
+    # of a 15,548-sample shard spent 13 of its 20 s asleep. Every sample is read anyway, so let them run ahead.
+    ahead = max(64, expected)
     with tempfile.TemporaryDirectory(prefix="mixlake-verify-") as tmp, storage.streaming_env(s3):
         if cfg.full:  # the training path: the stream as a remote, downloaded into a local cache by streaming
             ds = StreamingDataset(remote=storage.streaming_uri(directory), local=f"{tmp}/cache", shuffle=False,
-                                  batch_size=1, num_canonical_nodes=1)
+                                  batch_size=1, num_canonical_nodes=1, predownload=ahead)
         else:  # the chosen shards under an index of their own, opened by streaming as a local stream
             local = f"{tmp}/stream"
             os.makedirs(local)
@@ -142,7 +146,7 @@ def read_back(directory: str, index: dict[str, Any], cfg: VerifyConfig, max_seq_
                 with open(f"{local}/{name}", "wb") as f:
                     f.write(storage.read_bytes(storage.join(directory, name), s3))
             write_index(local, shards)
-            ds = StreamingDataset(local=local, shuffle=False, batch_size=1, num_canonical_nodes=1)
+            ds = StreamingDataset(local=local, shuffle=False, batch_size=1, num_canonical_nodes=1, predownload=ahead)
         n = len(ds)
         seen = bad_len = 0
         for sample in ds:
