@@ -66,7 +66,8 @@ def _stage_table(run: list[dict[str, Any]], text_mb: dict[str, float]) -> list[d
                     "mb_per_s": mb / secs if secs and mb else None, "bookkeeping_after_s": gap,
                     # stages that time their own phases report them: dedup as ordered [name, seconds] pairs in
                     # details.phases, semdedup as details.seconds
-                    "phases": dict(details.get("phases") or []) or details.get("seconds")})
+                    "phases": dict(details.get("phases") or [])
+                    or (details["seconds"] if isinstance(details.get("seconds"), dict) else None)})
     return out
 
 
