@@ -9,7 +9,7 @@ then offset) and quarantines the rest (``duplicate_source_id``), so ``doc_id`` i
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -163,12 +163,15 @@ def _position(df: DataFrame) -> Column:
     return F.struct(df["file"], df["offset"])
 
 
-def split_parsed(parsed: DataFrame, max_raw_bytes: int,
-                 files: DataFrame | None = None) -> tuple[DataFrame, DataFrame, DataFrame]:
+def split_parsed(parsed: DataFrame, max_raw_bytes: int, files: DataFrame | None = None,
+                 persist: Callable[[DataFrame, str], DataFrame] | None = None
+                 ) -> tuple[DataFrame, DataFrame, DataFrame]:
     """Parsed records → (documents, quarantine, per-file accounting).
 
     ``files`` (source, file): every file read, so that one without a single record (zero bytes, an empty gzip) still
-    has its accounting row, with zeros.
+    has its accounting row, with zeros. ``persist(df, name)`` materialises the (few) duplicated ids: documents,
+    quarantine and accounting all need them, and a materialised small table is joined by broadcast — otherwise each
+    of the three writes aggregated the ids again and shuffled every text for a sort-merge join.
 
     Accounting per (source, file): ``records_read = documents + quarantined + skipped``, ``skip_reasons`` and
     ``repaired`` (documents whose invalid code points were replaced with U+FFFD).
@@ -177,6 +180,8 @@ def split_parsed(parsed: DataFrame, max_raw_bytes: int,
     dup_ids = (docs.groupBy("doc_id")
                .agg(F.count(F.lit(1)).alias("_n"), F.min(F.struct("file", "offset")).alias("_first"))
                .filter(F.col("_n") > 1))
+    if persist is not None:
+        dup_ids = persist(dup_ids, "duplicate_source_ids")
     joined = docs.join(dup_ids, "doc_id", "left")
     is_first = F.col("_n").isNull() | (F.struct("file", "offset") == F.col("_first"))
     documents = (joined.filter(is_first)
