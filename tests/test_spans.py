@@ -7,6 +7,7 @@ character by character.
 
 from __future__ import annotations
 
+import re
 import string
 from collections import defaultdict
 
@@ -64,6 +65,27 @@ def test_cached_normalizer_equals_normalize(text):
     norm = CachedNormalizer(max_words=5)  # small bound: the clearing path runs too
     assert norm(text) == normalize(text)
     assert norm(text) == normalize(text)  # second call served from the cache
+
+
+def _reference_sentences(text: str) -> list[tuple[int, int]]:
+    """The splitter as first written: the punctuation mark looked behind for (the oracle of the faster form)."""
+    out, start = [], 0
+    for m in re.finditer(r"(?<=[.!?])[\"')\]]*\s+|\n+", text):
+        if m.end() > start and text[start:m.start()].strip():
+            out.append((start, m.end()))
+        start = m.end()
+    if text[start:].strip():
+        out.append((start, len(text)))
+    return out
+
+
+@settings(SETTINGS, max_examples=2000)
+@given(text=st.one_of(st.lists(st.sampled_from([".", "!", "?", "\"", "'", ")", "]", " ", "\n", "\t", "\r", "\u2028",
+                                                "\u3002", "a", "bc", "..", "?!"]), max_size=40).map("".join),
+                      st.text(max_size=120)))
+def test_sentence_splitter_equals_the_lookbehind_form(text):
+    """Runs of punctuation, closing quotes and brackets, whitespace of every kind, sentences of a mark alone."""
+    assert split_sentences(text) == _reference_sentences(text)
 
 
 @settings(SETTINGS, max_examples=300)

