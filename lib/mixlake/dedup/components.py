@@ -76,8 +76,8 @@ def connected_components(edges: DataFrame, max_iterations: int = 40,
     rounds = 0
     for rounds in range(1, max_iterations + 1):
         e = _small_star(_large_star(e))
-        # reliable checkpoints (the stage sets a dir on the lake) survive a lost executor and cut the lineage;
-        # without a checkpoint dir (library use in a notebook), local checkpoints still cut the lineage.
+        # without persist: reliable checkpoints when the session has a checkpoint dir (they survive a lost
+        # executor), else local ones (library use in a notebook) — either cuts the lineage.
         if persist is not None:
             e = persist(e, f"components_round_{rounds}")
         else:
