@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import uuid
+from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
 
@@ -29,6 +30,19 @@ def table_path(lake: str, name: str) -> str:
 def scratch_dir(lake: str, stage: str) -> str:
     """A fresh ``${lake}/_tmp/<stage>-<random>`` for a stage's intermediates (the stage removes it when done)."""
     return f"{lake_root(lake)}/_tmp/{stage}-{uuid.uuid4().hex[:12]}"
+
+
+def parquet_persister(directory: str) -> Callable[[DataFrame, str], DataFrame]:
+    """``persist(df, name)`` for a stage's intermediates: ``df`` written as Parquet to ``directory/name`` (replacing
+    an earlier one of that name) and read back — bounded memory, survives a lost executor, cuts the lineage, and the
+    planner sees its real size (so a small result is joined by broadcast). ``directory`` is a :func:`scratch_dir`."""
+
+    def persist(df: DataFrame, name: str) -> DataFrame:
+        path = f"{directory}/{name}"
+        df.write.mode("overwrite").parquet(path)
+        return df.sparkSession.read.parquet(path)
+
+    return persist
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:

@@ -14,7 +14,7 @@ from mixlake import storage
 from mixlake.config import MixlakeConfig
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate, remove_duplicates
-from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
+from mixlake.delta import parquet_persister, read_table, replace_table, scratch_dir, table_path, table_version
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
 
@@ -57,12 +57,12 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
         seconds[name] = round(seconds.get(name, 0.0) + now - clock[0], 2)
         clock[0] = now
 
-    def persist(df: DataFrame, name: str) -> DataFrame:
-        # materialise on the lake's filesystem: bounded memory, survives lost executors, cuts lineage
-        path = f"{tmp}/{name}"
-        df.write.mode("overwrite").parquet(path)
+    materialise = parquet_persister(tmp)
+
+    def persist(df: DataFrame, name: str) -> DataFrame:  # each intermediate written closes a phase
+        out = materialise(df, name)
         phase(name.rstrip("_0123456789"))
-        return spark.read.parquet(path)
+        return out
 
     try:
         res = deduplicate(docs, d, source_priorities(cfg, d), persist=persist, quality=quality_scores(spark, cfg))

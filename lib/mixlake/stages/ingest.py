@@ -13,7 +13,15 @@ from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.config import MixlakeConfig
-from mixlake.delta import replace_where, scratch_dir, sql_in, table_exists, table_path, table_version
+from mixlake.delta import (
+    parquet_persister,
+    replace_where,
+    scratch_dir,
+    sql_in,
+    table_exists,
+    table_path,
+    table_version,
+)
 from mixlake.ingest.ingest import plan_read_tasks, read_sources, split_parsed
 from mixlake.stages.result import StageResult
 
@@ -44,14 +52,10 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     tasks = plan_read_tasks(sources, icfg, s3)
     parsed = read_sources(spark, tasks, sources, icfg, s3).persist(StorageLevel.MEMORY_AND_DISK)
     tmp = scratch_dir(cfg.lake, "ingest")
-
-    def persist(df: DataFrame, name: str) -> DataFrame:
-        df.write.parquet(f"{tmp}/{name}")
-        return spark.read.parquet(f"{tmp}/{name}")
-
     try:
         files = spark.createDataFrame(sorted({(t.source, t.file) for t in tasks}), "source string, file string")
-        documents, quarantine, accounting = split_parsed(parsed, icfg.max_raw_bytes, files, persist)
+        documents, quarantine, accounting = split_parsed(parsed, icfg.max_raw_bytes, files,
+                                                         parquet_persister(tmp))
         names = [s.name for s in sources]
         where = sql_in("source", names)
         removed = _removed_sources(spark, cfg.lake, names)

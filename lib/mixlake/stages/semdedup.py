@@ -19,7 +19,15 @@ from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.config import MixlakeConfig
-from mixlake.delta import read_table, replace_table, scratch_dir, table_exists, table_path, table_version
+from mixlake.delta import (
+    parquet_persister,
+    read_table,
+    replace_table,
+    scratch_dir,
+    table_exists,
+    table_path,
+    table_version,
+)
 from mixlake.semdedup.config import SemDedupConfig
 from mixlake.semdedup.embed import embed
 from mixlake.semdedup.semdedup import semantic_dedup, sweep_table
@@ -95,11 +103,7 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     source = cleaned_input(cfg, sd.input_table, stage="semdedup")
     docs = read_table(spark, cfg.lake, source)
     tmp = scratch_dir(cfg.lake, "semdedup")
-
-    def persist(df: DataFrame, name: str) -> DataFrame:
-        path = f"{tmp}/{name}"
-        df.write.mode("overwrite").parquet(path)
-        return spark.read.parquet(path)
+    persist = parquet_persister(tmp)
 
     seconds: dict[str, float] = {}
     try:

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.config import MixlakeConfig
-from mixlake.delta import read_table, replace_table, scratch_dir, table_path, table_version
+from mixlake.delta import parquet_persister, read_table, replace_table, scratch_dir, table_path, table_version
 from mixlake.spans.spans import SpansConfig, remove_spans, span_counts, span_occurrences, span_removals, spans_table
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
@@ -33,14 +33,11 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
 def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, docs: DataFrame,
          tmp: str) -> StageResult:
     # the Python pass (sentence split, normalise, hash) runs once: its rows feed the counts and the removals
-    span_occurrences(docs, sc).write.parquet(f"{tmp}/occurrences")
-    occ = spark.read.parquet(f"{tmp}/occurrences")
-    span_counts(occ, sc).write.parquet(f"{tmp}/counts")
-    counts = spark.read.parquet(f"{tmp}/counts")
+    persist = parquet_persister(tmp)
+    occ = persist(span_occurrences(docs, sc), "occurrences")
+    counts = persist(span_counts(occ, sc), "counts")
     replace_table(spans_table(counts, docs, sc), table_path(cfg.lake, "spans"))
-    cleaned_path = f"{tmp}/cleaned"
-    remove_spans(docs, span_removals(occ, counts, sc)).write.parquet(cleaned_path)
-    cleaned = spark.read.parquet(cleaned_path)
+    cleaned = persist(remove_spans(docs, span_removals(occ, counts, sc)), "cleaned")
     out_path = table_path(cfg.lake, "documents_clean")
     is_empty = F.length(F.trim("text")) == 0
     replace_table(cleaned.filter(~is_empty), out_path, partition_by=["source"])
