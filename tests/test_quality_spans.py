@@ -260,3 +260,81 @@ def test_lingua_backend_agrees_on_real_pages():
     pages = labelled_pages()[:20]
     preds = detect_languages([t for _, t in pages], "lingua")
     assert sum(p[0] == g for p, (g, _) in zip(preds, pages, strict=True)) >= 17
+
+
+def _spark_line_word_signals(docs):
+    """The line/word/marker signals as the Spark SQL expressions (Java regex) that computed them before the Arrow
+    kernels (:func:`mixlake.quality.signals.line_word_signals`), kept here as their oracle."""
+    from mixlake.quality.signals import POLICY, STOP_WORDS
+
+    def frac(num, den):
+        return F.when(den > 0, num / den).otherwise(F.lit(0.0))
+
+    def count_matching(arr, pattern):
+        return F.size(F.filter(F.col(arr), lambda x: x.rlike(pattern)))
+
+    d = (docs
+         .withColumn("_lines", F.filter(F.split(F.col("text"), "\n"), lambda x: F.length(F.trim(x)) > 0))
+         .withColumn("_paras", F.filter(F.split(F.col("text"), "\n\\s*\n"), lambda x: F.length(F.trim(x)) > 0))
+         .withColumn("_words", F.filter(F.split(F.trim(F.col("text")), "\\s+"), lambda x: F.length(x) > 0)))
+    n_lines, n_words, n_paras = F.size("_lines"), F.size("_words"), F.size("_paras")
+    return (d
+            .withColumn("n_words", n_words)
+            .withColumn("n_lines", n_lines)
+            .withColumn("mean_word_length",
+                        frac(F.aggregate(F.col("_words"), F.lit(0), lambda a, x: a + F.length(x)), n_words))
+            .withColumn("symbol_word_ratio", frac(F.size(F.split(F.col("text"), "#")) - 1
+                                                  + F.size(F.split(F.col("text"), "\\.\\.\\.|…")) - 1, n_words))
+            .withColumn("frac_lines_terminal_punct", frac(count_matching("_lines", r"""[.!?]["')\]]*\s*$"""), n_lines))
+            .withColumn("frac_lines_bullet", frac(count_matching("_lines", r"^\s*[•\-\*·‣◦⁃]"), n_lines))
+            .withColumn("frac_lines_ellipsis", frac(count_matching("_lines", r"(\.\.\.|…)\s*$"), n_lines))
+            .withColumn("frac_words_alpha", frac(count_matching("_words", "\\p{L}"), n_words))
+            .withColumn("stop_words", F.size(F.filter(F.transform(F.col("_words"), lambda w: F.lower(w)),
+                                                      lambda w: F.array_contains(F.array(*map(F.lit, STOP_WORDS)), w))))
+            .withColumn("frac_dup_lines", frac(n_lines - F.size(F.array_distinct("_lines")), n_lines))
+            .withColumn("frac_dup_paras", frac(n_paras - F.size(F.array_distinct("_paras")), n_paras))
+            .withColumn("has_lorem_ipsum", F.lower(F.col("text")).contains("lorem ipsum").cast("int"))
+            .withColumn("has_curly_brace", F.col("text").contains("{").cast("int"))
+            .withColumn("javascript_lines", count_matching("_lines", "(?i)javascript"))
+            .withColumn("policy_lines", F.size(F.filter(F.col("_lines"), lambda x: F.exists(
+                F.array(*map(F.lit, POLICY)), lambda p: F.lower(x).contains(p)))))
+            .withColumn("frac_short_lines", frac(F.size(F.filter(F.col("_lines"), lambda x: F.length(x) <= 30)),
+                                                 n_lines))
+            .withColumn("newline_ratio", frac(F.size(F.split(F.col("text"), "\n")) - 1, n_words))
+            .withColumn("sentences", F.size(F.filter(F.split(F.col("text"), "(?<=[.!?])\\s+"),
+                                                     lambda x: F.length(F.trim(x)) > 0)))
+            .drop("_lines", "_paras", "_words"))
+
+
+def _assert_line_word_signals_equal_spark(spark, texts):
+    import pyarrow as pa
+
+    from mixlake.quality.signals import LINE_WORD_COLUMNS, line_word_signals
+
+    df = spark.createDataFrame([(i, t) for i, t in enumerate(texts)], "i int, text string")
+    expected = {r.i: r for r in _spark_line_word_signals(df).collect()}
+    got = line_word_signals(pa.array(texts, pa.string()))
+    for i, t in enumerate(texts):
+        for c in LINE_WORD_COLUMNS:
+            assert got[c][i] == expected[i][c], (c, t[:300], got[c][i], expected[i][c])
+
+
+# the characters where Java's regex, Spark's trim/lower and RE2 can part: every kind of whitespace (\x0B is \s in
+# Java, not in RE2; U+0085/2028/2029 end a line for Java's `$`), sentence marks, quotes and brackets, bullets,
+# ellipses, case-mapping oddities (İ lower-cases to two code points, the Kelvin sign to "k", ſ folds to "s")
+SIGNAL_PIECES = st.sampled_from([
+    " ", "  ", "\n", "\n\n", "\n \n", "\t", "\x0b", "\x0c", "\r", "\r\n", "\x85", "\u2028", "\u2029", "\u00a0", "\u3000",
+    ".", "!", "?", "...", "…", "\"", "'", ")", "]", "#", "{", "•", "-", "*", "·", "‣", "◦", "⁃",
+    "the", "The", "THE", "and", "wİth", "wiTh", "\u212aookie policy", "Cookie Policy", "privacy policy", "use cookies",
+    "JavaScript", "javaſcript", "JAVASCRIPT", "Lorem Ipsum", "lorem ipsum", "LOREM İPSUM", "word", "x", "1234", "日本語",
+    "ça", "é", "ß", "😀", "abcdefghijklmnopqrstuvwxyz0123456789"])
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(SIGNAL_PIECES | st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
+                         max_size=60).map("".join), min_size=1, max_size=40))
+def test_line_word_signals_equal_the_spark_expressions(spark, texts):
+    """Arrow/RE2 kernels == the Spark SQL (Java regex) expressions they replaced, every signal of every text: the
+    empty text, blank lines, every whitespace Java's ``\\s`` and ``$`` treat specially, marks at the end, case-mapping
+    oddities in stop words, policy phrases and lorem ipsum."""
+    _assert_line_word_signals_equal_spark(spark, [*texts, ""])

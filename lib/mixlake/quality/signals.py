@@ -1,11 +1,10 @@
-"""Per-document quality signals as columns.
+"""Per-document quality signals, computed in one vectorised ``mapInArrow`` pass per Arrow batch.
 
-Native Spark SQL functions (including higher-order functions over the line array, which are fine here: they run
-once per document, not per shingle) compute the line-, word- and marker-level signals of Gopher (Rae et al. 2021,
-appendix A), C4 (Raffel et al. 2020, §2.2) and FineWeb (Penedo et al. 2024), following datatrove's
-``GopherQualityFilter``, ``C4QualityFilter`` and ``FineWebQualityFilter``. Two things need Python and run as one
-vectorised ``mapInArrow`` pass: Gopher's repetition signals (top/duplicate n-gram character fractions) and language
-identification.
+The line-, word- and marker-level signals of Gopher (Rae et al. 2021, appendix A), C4 (Raffel et al. 2020, §2.2) and
+FineWeb (Penedo et al. 2024), following datatrove's ``GopherQualityFilter``, ``C4QualityFilter`` and
+``FineWebQualityFilter``, run as Arrow compute kernels over all the batch's lines and words at once
+(:func:`line_word_signals`); Gopher's repetition signals (top/duplicate n-gram character fractions) and language
+identification run beside them in the same pass, so the text crosses from the JVM once and no join is needed.
 """
 
 from __future__ import annotations
@@ -16,63 +15,129 @@ from collections.abc import Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pyspark.sql import Column, DataFrame
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame
 
 from mixlake.quality.langid import detect_languages
 
 STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]  # Gopher's required stop words
 POLICY = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"]
-TERMINAL = r"""[.!?]["')\]]*\s*$"""
-BULLET = r"^\s*[•\-\*·‣◦⁃]"
-ELLIPSIS = r"(\.\.\.|…)\s*$"
+# java.util.regex's \s (ASCII only; RE2's \s lacks \x0B) and its `$` without MULTILINE: the end of the input, or
+# before a line terminator that ends the input. The rules' expressions were first written as Spark SQL (Java regex);
+# these RE2 forms match the same strings (tests/test_quality_spans.py compares them with the Spark expressions).
+JAVA_WS = "[ \\t\\n\\x0B\\f\\r]"
+JAVA_END = "(?:\\r\\n|[\\n\\r\\x{85}\\x{2028}\\x{2029}])?$"
+TERMINAL = "[.!?][\"')\\]]*" + JAVA_WS + "*" + JAVA_END
+BULLET = "^" + JAVA_WS + "*[•\\-\\*·‣◦⁃]"
+ELLIPSIS = "(?:\\.\\.\\.|…)" + JAVA_WS + "*" + JAVA_END
+JAVASCRIPT = "".join(f"[{c}{c.upper()}]" for c in "javascript")  # ASCII-only case folding, as Java's (?i)
+SENTENCE_END = "[.!?]" + JAVA_WS + "+"
 
 
-def _frac(num: Column, den: Column) -> Column:
-    return F.when(den > 0, num / den).otherwise(F.lit(0.0))
+def _frac(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(den), dtype=np.float64)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
 
 
-def _count_matching(arr: str, pattern: str) -> Column:
-    return F.size(F.filter(F.col(arr), lambda x: x.rlike(pattern)))
+def _bools(values: pa.Array) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def base_signals(docs: DataFrame) -> DataFrame:
-    """Line/word/marker signals with native functions. Adds helper arrays ``_lines``, ``_paras``, ``_words``."""
-    d = (docs
-         .withColumn("_lines", F.filter(F.split(F.col("text"), "\n"), lambda x: F.length(F.trim(x)) > 0))
-         .withColumn("_paras", F.filter(F.split(F.col("text"), "\n\\s*\n"), lambda x: F.length(F.trim(x)) > 0))
-         .withColumn("_words", F.filter(F.split(F.trim(F.col("text")), "\\s+"), lambda x: F.length(x) > 0)))
-    n_lines = F.size("_lines")
-    n_words = F.size("_words")
-    n_paras = F.size("_paras")
-    lower = F.lower(F.col("text"))
-    return (d
-            .withColumn("n_words", n_words)
-            .withColumn("n_lines", n_lines)
-            .withColumn("mean_word_length",
-                        _frac(F.aggregate(F.col("_words"), F.lit(0), lambda a, x: a + F.length(x)), n_words))
-            .withColumn("symbol_word_ratio",
-                        _frac(F.size(F.split(F.col("text"), "#")) - 1
-                              + F.size(F.split(F.col("text"), "\\.\\.\\.|…")) - 1, n_words))
-            .withColumn("frac_lines_terminal_punct", _frac(_count_matching("_lines", TERMINAL), n_lines))
-            .withColumn("frac_lines_bullet", _frac(_count_matching("_lines", BULLET), n_lines))
-            .withColumn("frac_lines_ellipsis", _frac(_count_matching("_lines", ELLIPSIS), n_lines))
-            .withColumn("frac_words_alpha", _frac(_count_matching("_words", "\\p{L}"), n_words))
-            .withColumn("stop_words",
-                        F.size(F.filter(F.transform(F.col("_words"), lambda w: F.lower(w)),
-                                        lambda w: F.array_contains(F.array(*map(F.lit, STOP_WORDS)), w))))
-            .withColumn("frac_dup_lines", _frac(n_lines - F.size(F.array_distinct("_lines")), n_lines))
-            .withColumn("frac_dup_paras", _frac(n_paras - F.size(F.array_distinct("_paras")), n_paras))
-            .withColumn("has_lorem_ipsum", lower.contains("lorem ipsum").cast("int"))
-            .withColumn("has_curly_brace", F.col("text").contains("{").cast("int"))
-            .withColumn("javascript_lines", _count_matching("_lines", "(?i)javascript"))
-            .withColumn("policy_lines", F.size(F.filter(F.col("_lines"), lambda x: F.exists(
-                F.array(*map(F.lit, POLICY)), lambda p: F.lower(x).contains(p)))))
-            .withColumn("frac_short_lines", _frac(F.size(F.filter(F.col("_lines"), lambda x: F.length(x) <= 30)),
-                                                  n_lines))
-            .withColumn("newline_ratio", _frac(F.size(F.split(F.col("text"), "\n")) - 1, n_words))
-            .withColumn("sentences", F.size(F.filter(F.split(F.col("text"), "(?<=[.!?])\\s+"),
-                                                     lambda x: F.length(F.trim(x)) > 0))))
+def _ints(values: pa.Array) -> np.ndarray:
+    return values.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _lowered_contains(values: pa.Array, candidates: np.ndarray, phrases: list[str]) -> np.ndarray:
+    """Of the ``candidates`` (a superset from RE2's case-insensitive match), those whose lower case contains one of
+    ``phrases`` — Java's and Python's full mapping, in which ``İ`` becomes two code points (Arrow's per-code-point
+    ``utf8_lower`` makes it one); candidates are few."""
+    out = candidates.copy()
+    for i in np.flatnonzero(candidates).tolist():
+        low = values[i].as_py().lower()
+        out[i] = any(p in low for p in phrases)
+    return out
+
+
+def _distinct_per_parent(values: pa.Array, parents: np.ndarray, n: int) -> np.ndarray:
+    ids = pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    keys = np.unique(parents.astype(np.int64) * (int(ids.max(initial=0)) + 1) + ids)
+    return np.bincount(keys // (int(ids.max(initial=0)) + 1), minlength=n)
+
+
+def line_word_signals(texts: pa.Array) -> dict[str, np.ndarray]:
+    """Gopher's, C4's and FineWeb's line, word and marker signals of a batch of texts, in Arrow compute kernels (RE2)
+    over all the batch's lines and words at once; per-document counts by ``bincount`` over list parent indices.
+
+    Definitions (they are those of the Spark SQL expressions this replaced, kept as the test's oracle): a *line* is
+    a piece of ``split(text, "\\n")`` with a character other than a space; a *paragraph* a piece of
+    ``split(text, "\\n\\s*\\n")`` likewise; a *word* a maximal run of characters other than ``\\s``; lengths count
+    code points; ``frac_dup_lines``/``frac_dup_paras`` are 1 − distinct/all; ``sentences`` the non-blank pieces of
+    ``split(text, "(?<=[.!?])\\s+")``.
+    """
+    n = len(texts)
+    texts = pc.fill_null(texts, "")
+    lines_l = pc.split_pattern(texts, "\n")
+    lines, lp = pc.list_flatten(lines_l), _ints(pc.list_parent_indices(lines_l))
+    nonblank = _bools(pc.match_substring_regex(lines, "[^ ]"))
+    lines, lp = lines.filter(pa.array(nonblank)), lp[nonblank]
+    n_lines = np.bincount(lp, minlength=n)
+
+    def lines_where(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(lp[mask], minlength=n)
+
+    paras_l = pc.split_pattern_regex(texts, "\n" + JAVA_WS + "*\n")
+    paras, pp = pc.list_flatten(paras_l), _ints(pc.list_parent_indices(paras_l))
+    para_ok = _bools(pc.match_substring_regex(paras, "[^ ]"))
+    paras, pp = paras.filter(pa.array(para_ok)), pp[para_ok]
+    n_paras = np.bincount(pp, minlength=n)
+
+    # Arrow's ASCII whitespace is Java's \s (space, \t \n \x0B \f \r); the split leaves empty pieces at the ends
+    words_l = pc.ascii_split_whitespace(texts)
+    words, wp = pc.list_flatten(words_l), _ints(pc.list_parent_indices(words_l))
+    word_ok = _bools(pc.not_equal(words, ""))
+    # each distinct word's properties once: a batch has ~25x fewer distinct words than words
+    encoded = pc.dictionary_encode(words.filter(pa.array(word_ok)))
+    wp, word_ids, vocabulary = wp[word_ok], _ints(encoded.indices), encoded.dictionary
+    n_words = np.bincount(wp, minlength=n)
+    word_chars = np.bincount(wp, weights=_ints(pc.utf8_length(vocabulary))[word_ids], minlength=n)  # exact < 2^53
+
+    def words_where(vocabulary_mask: np.ndarray) -> np.ndarray:
+        return np.bincount(wp[vocabulary_mask[word_ids]], minlength=n)
+
+    # ASCII lower case is Java's here: the one non-ASCII character that lower-cases to ASCII is the Kelvin sign
+    # (to "k", in no stop word)
+    stop = _bools(pc.is_in(pc.ascii_lower(vocabulary), value_set=pa.array(STOP_WORDS)))
+    policy = _lowered_contains(lines, _bools(pc.match_substring_regex(lines, "|".join(POLICY), ignore_case=True)),
+                               POLICY)
+    lorem = _lowered_contains(texts, _bools(pc.match_substring(texts, "lorem ipsum", ignore_case=True)),
+                              ["lorem ipsum"])
+    n_sentence_ends = _ints(pc.count_substring_regex(texts, SENTENCE_END))
+    # split at each `[.!?]\s+`: every piece before a split ends with the mark (not blank); the last is blank when
+    # the text ends with the split, and with no split the text is the one piece
+    last_piece = ~_bools(pc.match_substring_regex(texts, SENTENCE_END + "$"))
+    sentences = np.where(n_sentence_ends > 0, n_sentence_ends + last_piece,
+                         _bools(pc.match_substring_regex(texts, "[^ ]")))
+    symbols = _ints(pc.count_substring(texts, "#")) + _ints(pc.count_substring_regex(texts, "\\.\\.\\.|…"))
+    return {
+        "n_words": n_words,
+        "n_lines": n_lines,
+        "mean_word_length": _frac(word_chars, n_words),
+        "symbol_word_ratio": _frac(symbols, n_words),
+        "frac_lines_terminal_punct": _frac(lines_where(_bools(pc.match_substring_regex(lines, TERMINAL))), n_lines),
+        "frac_lines_bullet": _frac(lines_where(_bools(pc.match_substring_regex(lines, BULLET))), n_lines),
+        "frac_lines_ellipsis": _frac(lines_where(_bools(pc.match_substring_regex(lines, ELLIPSIS))), n_lines),
+        "frac_words_alpha": _frac(words_where(_bools(pc.match_substring_regex(vocabulary, "\\pL"))), n_words),
+        "stop_words": words_where(stop),
+        "frac_dup_lines": _frac(n_lines - _distinct_per_parent(lines, lp, n), n_lines),
+        "frac_dup_paras": _frac(n_paras - _distinct_per_parent(paras, pp, n), n_paras),
+        "has_lorem_ipsum": lorem.astype(np.int64),
+        "has_curly_brace": _bools(pc.match_substring(texts, "{")).astype(np.int64),
+        "javascript_lines": lines_where(_bools(pc.match_substring_regex(lines, JAVASCRIPT))),
+        "policy_lines": lines_where(policy),
+        "frac_short_lines": _frac(lines_where(_ints(pc.utf8_length(lines)) <= 30), n_lines),
+        "newline_ratio": _frac(_ints(pc.count_substring(texts, "\n")), n_words),
+        "sentences": sentences.astype(np.int64),
+    }
 
 
 def _dup_elements_char_frac(elements: list[str]) -> float:
@@ -156,34 +221,37 @@ def repetition_signals(text: str, max_words: int = 20_000) -> dict[str, float]:
 
 REPETITION_COLUMNS = (["frac_dup_line_chars", "frac_dup_para_chars"] + [f"top_{n}gram_char_frac" for n in (2, 3, 4)]
                       + [f"dup_{n}gram_char_frac" for n in range(5, 11)])
-PY_SIGNALS_DDL = "doc_id string, lang string, lang_score double, " + ", ".join(f"{c} double"
-                                                                             for c in REPETITION_COLUMNS)
+INT_SIGNALS = ["n_words", "n_lines", "stop_words", "has_lorem_ipsum", "has_curly_brace", "javascript_lines",
+               "policy_lines", "sentences"]
+LINE_WORD_COLUMNS = ["n_words", "n_lines", "mean_word_length", "symbol_word_ratio", "frac_lines_terminal_punct",
+                     "frac_lines_bullet", "frac_lines_ellipsis", "frac_words_alpha", "stop_words", "frac_dup_lines",
+                     "frac_dup_paras", "has_lorem_ipsum", "has_curly_brace", "javascript_lines", "policy_lines",
+                     "frac_short_lines", "newline_ratio", "sentences"]
+SIGNAL_COLUMNS = [*LINE_WORD_COLUMNS, *REPETITION_COLUMNS, "lang", "lang_score"]
+SIGNALS_DDL = "doc_id string, source string, " + ", ".join(
+    f"{c} {'int' if c in INT_SIGNALS else 'string' if c == 'lang' else 'double'}" for c in SIGNAL_COLUMNS)
 
 
-def python_signals(docs: DataFrame, langid_backend: str, max_words: int = 20_000) -> DataFrame:
-    """``(doc_id, text)`` → language + repetition signals, one vectorised pass per Arrow batch."""
+def quality_signals(docs: DataFrame, langid_backend: str = "langid", max_words: int = 20_000) -> DataFrame:
+    """``documents`` rows → ``doc_id, source`` + every signal column (``SIGNAL_COLUMNS``), one pass per Arrow batch.
+    A null text is scored as the empty text."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for b in batches:
-            texts = [t or "" for t in b.column("text").to_pylist()]
-            langs = detect_languages(texts, langid_backend)
-            reps = [repetition_signals(t, max_words) for t in texts]
-            cols = [b.column("doc_id"), pa.array([x[0] for x in langs]), pa.array([x[1] for x in langs], pa.float64())]
-            cols += [pa.array(np.array([r[c] for r in reps], dtype=np.float64)) for c in REPETITION_COLUMNS]
-            yield pa.RecordBatch.from_arrays(cols, names=["doc_id", "lang", "lang_score", *REPETITION_COLUMNS])
+            texts = pc.fill_null(b.column("text"), "")
+            py_texts = texts.to_pylist()
+            signals: dict[str, np.ndarray] = line_word_signals(texts)
+            reps = [repetition_signals(t, max_words) for t in py_texts]
+            signals.update({c: np.array([r[c] for r in reps], dtype=np.float64) for c in REPETITION_COLUMNS})
+            langs = detect_languages(py_texts, langid_backend)
+            cols = [b.column("doc_id"), b.column("source")]
+            for c in SIGNAL_COLUMNS:
+                if c == "lang":
+                    cols.append(pa.array([x[0] for x in langs], pa.string()))
+                elif c == "lang_score":
+                    cols.append(pa.array([x[1] for x in langs], pa.float64()))
+                else:
+                    cols.append(pa.array(signals[c].astype(np.int32 if c in INT_SIGNALS else np.float64)))
+            yield pa.RecordBatch.from_arrays(cols, names=["doc_id", "source", *SIGNAL_COLUMNS])
 
-    return docs.select("doc_id", "text").mapInArrow(run, PY_SIGNALS_DDL)
-
-
-SIGNAL_COLUMNS = ["n_words", "n_lines", "mean_word_length", "symbol_word_ratio", "frac_lines_terminal_punct",
-                  "frac_lines_bullet", "frac_lines_ellipsis", "frac_words_alpha", "stop_words", "frac_dup_lines",
-                  "frac_dup_paras", "has_lorem_ipsum",
-                  "has_curly_brace", "javascript_lines", "policy_lines", "frac_short_lines", "newline_ratio",
-                  "sentences", *REPETITION_COLUMNS, "lang", "lang_score"]
-
-
-def quality_signals(docs: DataFrame, langid_backend: str = "langid") -> DataFrame:
-    """``documents`` rows → ``doc_id, source`` + every signal column (``SIGNAL_COLUMNS``)."""
-    base = base_signals(docs).drop("_lines", "_paras", "_words")
-    py = python_signals(docs, langid_backend)
-    return base.join(py, "doc_id").select("doc_id", "source", *SIGNAL_COLUMNS)
+    return docs.select("doc_id", "source", "text").mapInArrow(run, SIGNALS_DDL)
