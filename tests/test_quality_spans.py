@@ -157,12 +157,20 @@ def test_langid_handles_empty():
 
 def _repetition_reference(text: str, max_words: int = 20_000) -> dict[str, float]:
     """The string-by-string form of Gopher's repetition signals (mixlake's code before it was vectorised): the
-    oracle ``repetition_signals`` must equal exactly. (The line/paragraph fractions were not rewritten: the same
-    helper.)"""
+    oracle ``repetition_signals`` must equal exactly."""
     import re
     from collections import Counter
 
-    from mixlake.quality.signals import _dup_elements_char_frac as dup_char_frac
+    def dup_char_frac(elements: list[str]) -> float:
+        total = sum(len(e) for e in elements)
+        seen: set[str] = set()
+        dup = 0
+        for e in elements:
+            if e in seen:
+                dup += len(e)
+            else:
+                seen.add(e)
+        return dup / total if total else 0.0
 
     out = {"frac_dup_line_chars": dup_char_frac([x for x in text.split("\n") if x.strip()]),
            "frac_dup_para_chars": dup_char_frac([x for x in re.split(r"\n\s*\n", text) if x.strip()])}
@@ -195,15 +203,31 @@ REP_WORDS = st.sampled_from(["a", "b", "ab", "the", "cat", "ç", "日本語", "x
 REP_SEPARATORS = st.sampled_from([" ", " ", " ", "  ", "\n", "\n\n", "\t", " \n \n", "\u00a0", "\u2003"])
 
 
+def _assert_repetition_equals_reference(texts: list[str], max_words: int = 20_000, group_words: int = 32_768) -> None:
+    import pyarrow as pa
+
+    from mixlake.quality.signals import REPETITION_COLUMNS
+
+    got = repetition_signals(pa.array(texts, pa.string()), max_words, group_words)
+    for i, t in enumerate(texts):
+        expected = _repetition_reference(t, max_words)
+        assert {c: float(got[c][i]) for c in REPETITION_COLUMNS} == expected, t[:200]
+
+
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.tuples(REP_WORDS, REP_SEPARATORS), max_size=150), st.sampled_from([3, 7, 40, 20_000]),
-       st.booleans())
-def test_repetition_signals_equal_the_string_reference(parts, max_words, periodic):
-    """Vectorised n-gram ids + the candidate-only jump-ahead scan == the string-by-string scan, exactly."""
-    text = "".join(w + s for w, s in parts)
-    if periodic:  # a repeated block: long runs of repeated 5..10-grams, the jump-ahead's hard case
-        text = text[: len(text) // 3] * 4
-    assert repetition_signals(text, max_words) == _repetition_reference(text, max_words)
+@given(st.lists(st.tuples(st.lists(st.tuples(REP_WORDS, REP_SEPARATORS), max_size=150), st.booleans()), max_size=6),
+       st.sampled_from([3, 7, 40, 20_000]), st.sampled_from([1, 5, 60, 32_768]))
+def test_repetition_signals_equal_the_string_reference(docs, max_words, group_words):
+    """Batch-wide n-gram ids + the candidate-only jump-ahead scan == the string-by-string scan, exactly, for every
+    text of a batch (empty batches, empty and whitespace-only texts, texts sharing words and n-grams; documents
+    grouped one per group, several per group, one batch per group)."""
+    texts = []
+    for parts, periodic in docs:
+        text = "".join(w + s for w, s in parts)
+        if periodic:  # a repeated block: long runs of repeated 5..10-grams, the jump-ahead's hard case
+            text = text[: len(text) // 3] * 4
+        texts.append(text)
+    _assert_repetition_equals_reference(texts, max_words, group_words)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -245,8 +269,7 @@ def test_quality_python_signals_equal_the_references_on_sample_documents(sample_
 
     texts = [t or "" for t in ds.dataset(table_path(base.lake, "documents"), format="parquet")
              .to_table(columns=["text"]).column("text").to_pylist()[:1500]]
-    for t in texts:
-        assert repetition_signals(t) == _repetition_reference(t), t[:200]
+    _assert_repetition_equals_reference(texts)
     ident = lid._langid()
     expected = [("und", 0.0) if not t[:2000].strip() else ident.classify(t[:2000]) for t in texts]
     assert detect_languages(texts, "langid") == [(lang, float(p)) for lang, p in expected]
@@ -323,14 +346,15 @@ def _assert_line_word_signals_equal_spark(spark, texts):
 # Java, not in RE2; U+0085/2028/2029 end a line for Java's `$`), sentence marks, quotes and brackets, bullets,
 # ellipses, case-mapping oddities (İ lower-cases to two code points, the Kelvin sign to "k", ſ folds to "s")
 SIGNAL_PIECES = st.sampled_from([
-    " ", "  ", "\n", "\n\n", "\n \n", "\t", "\x0b", "\x0c", "\r", "\r\n", "\x85", "\u2028", "\u2029", "\u00a0", "\u3000",
-    ".", "!", "?", "...", "…", "\"", "'", ")", "]", "#", "{", "•", "-", "*", "·", "‣", "◦", "⁃",
-    "the", "The", "THE", "and", "wİth", "wiTh", "\u212aookie policy", "Cookie Policy", "privacy policy", "use cookies",
-    "JavaScript", "javaſcript", "JAVASCRIPT", "Lorem Ipsum", "lorem ipsum", "LOREM İPSUM", "word", "x", "1234", "日本語",
-    "ça", "é", "ß", "😀", "abcdefghijklmnopqrstuvwxyz0123456789"])
+    " ", "  ", "\n", "\n\n", "\n \n", "\t", "\x0b", "\x0c", "\r", "\r\n", "\x85", "\u2028", "\u2029", "\u00a0",
+    "\u3000", ".", "!", "?", "...", "…", "\"", "'", ")", "]", "#", "{", "•", "-", "*", "·", "‣", "◦", "⁃",
+    "the", "The", "THE", "and", "wİth", "wiTh", "\u212aookie policy", "Cookie Policy", "privacy policy",
+    "use cookies", "JavaScript", "javaſcript", "JAVASCRIPT", "Lorem Ipsum", "lorem ipsum", "LOREM İPSUM", "word", "x",
+    "1234", "日本語", "ça", "é", "ß", "😀", "abcdefghijklmnopqrstuvwxyz0123456789"])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.lists(st.lists(SIGNAL_PIECES | st.text(st.characters(blacklist_categories=("Cs",)), max_size=12),
                          max_size=60).map("".join), min_size=1, max_size=40))
 def test_line_word_signals_equal_the_spark_expressions(spark, texts):
@@ -338,3 +362,19 @@ def test_line_word_signals_equal_the_spark_expressions(spark, texts):
     empty text, blank lines, every whitespace Java's ``\\s`` and ``$`` treat specially, marks at the end, case-mapping
     oddities in stop words, policy phrases and lorem ipsum."""
     _assert_line_word_signals_equal_spark(spark, [*texts, ""])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.sampled_from([0.0, -1e-12, -4.5, -4.6, -4.7, -6.0, -50.0, -800.0]), min_size=97,
+                         max_size=97), min_size=1, max_size=8), st.floats(-3000, 0))
+def test_most_probable_class_equals_full_normalisation(offsets, base):
+    """Normalising only the classes near the best == langid's all-classes ``norm_probs`` then ``argmax``: near-ties,
+    exact ties (the first class wins), classes just inside and outside the margin, exp overflow."""
+    from mixlake.quality.langid import _most_probable
+
+    log_probs = base + np.array(offsets, dtype=np.float64)
+    with np.errstate(over="ignore"):
+        probs = 1 / np.exp(log_probs[:, None, :] - log_probs[:, :, None]).sum(2)
+    best, prob = _most_probable(log_probs)
+    assert best.tolist() == probs.argmax(1).tolist()
+    assert prob.tolist() == probs[np.arange(len(probs)), probs.argmax(1)].tolist()

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-LANGID_CHUNK = 256  # documents per matrix product (its (chunk, 97, 97) normalisation temporary is 19 MB)
+LANGID_CHUNK = 256  # documents per feature walk and matrix product
 
 
 @lru_cache(maxsize=2)
@@ -64,12 +64,33 @@ def _langid_batch(texts: list[str]) -> list[tuple[str, float]]:
         rows = todo[s:s + LANGID_CHUNK]
         features = langid_features([texts[i] for i in rows])
         log_probs = features.astype(np.float64) @ weights + prior
-        with np.errstate(over="ignore"):  # as langid: exp overflow to inf only drives 1/x to 0
-            probs = 1 / np.exp(log_probs[:, None, :] - log_probs[:, :, None]).sum(2)
-        best = probs.argmax(1)
+        best, prob = _most_probable(log_probs)
         for k, i in enumerate(rows):
-            out[i] = (str(ident.nb_classes[best[k]]), float(probs[k, best[k]]))
+            out[i] = (str(ident.nb_classes[best[k]]), float(prob[k]))
     return out
+
+
+# classes this far below the best log-probability cannot win: only rounding ties classes, and only near-equal ones
+CANDIDATE_MARGIN = 6.0
+
+
+def _most_probable(log_probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, langid's ``norm_probs`` argmax and its probability, computed for the classes that can win only.
+
+    langid normalises every class: ``p_c = 1 / sum_j exp(lp_j - lp_c)`` (a (classes x classes) matrix per document,
+    half of the batch's time) and takes the first largest. Exactly, ``sum_j exp(lp_j - lp_c) = exp(lp_max - lp_c) *
+    sum_j exp(lp_j - lp_max)``: a class below the best has the larger sum, so only rounding can make it tie or win,
+    and only when it is within a few ulps. So only the classes within ``CANDIDATE_MARGIN`` of the best are normalised,
+    each by the same row sum langid computes (same terms, same order: the same bits). Tested against the full
+    normalisation (near-ties, exact ties, overflow) and against ``classify``.
+    """
+    top = log_probs.max(1)
+    rows, classes = np.nonzero(log_probs >= (top - CANDIDATE_MARGIN)[:, None])
+    with np.errstate(over="ignore"):  # as langid: exp overflow to inf only drives 1/x to 0
+        probs = 1 / np.exp(log_probs[rows] - log_probs[rows, classes][:, None]).sum(1)
+    order = np.lexsort((classes, -probs, rows))  # per row: the largest first, then the smallest class (argmax's tie)
+    first = order[np.r_[True, rows[order][1:] != rows[order][:-1]]]
+    return classes[first], probs[first]
 
 
 @lru_cache(maxsize=1)

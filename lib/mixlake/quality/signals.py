@@ -9,7 +9,6 @@ identification run beside them in the same pass, so the text crosses from the JV
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -140,84 +139,127 @@ def line_word_signals(texts: pa.Array) -> dict[str, np.ndarray]:
     }
 
 
-def _dup_elements_char_frac(elements: list[str]) -> float:
-    """Characters in elements that repeat an earlier identical element, over all characters."""
-    total = sum(len(e) for e in elements)
-    seen: set[str] = set()
-    dup = 0
-    for e in elements:
-        if e in seen:
-            dup += len(e)
-        else:
-            seen.add(e)
-    return dup / total if total else 0.0
+# Python's \s and str.isspace (= Arrow's utf8_is_space / utf8_split_whitespace, checked over every code point)
+PY_WS = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x110000) if chr(c).isspace()) + "]"
 
 
-PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+def _dup_char_frac(values: pa.Array, parents: np.ndarray, n: int) -> np.ndarray:
+    """Per document: the characters of its elements (lines, paragraphs) that repeat an earlier identical element,
+    over all its elements' characters (0 without elements) — all but each distinct element's first occurrence."""
+    lengths = _ints(pc.utf8_length(values))
+    ids = _ints(pc.dictionary_encode(values).indices)
+    _, first = np.unique(parents * (int(ids.max(initial=0)) + 1) + ids, return_index=True)
+    total = np.bincount(parents, weights=lengths, minlength=n)
+    return _frac(total - np.bincount(parents[first], weights=lengths[first], minlength=n), total)
 
 
-def repetition_signals(text: str, max_words: int = 20_000) -> dict[str, float]:
-    """Gopher repetition (Rae et al. 2021, table A1): duplicate line/paragraph character fractions, the top 2/3/4-gram
-    character fraction (the most frequent n-gram, first seen first on ties, as ``Counter.most_common``) and the
-    duplicate 5..10-gram character fractions (datatrove ``find_top_duplicate`` / ``find_all_duplicate``: scanning
-    left to right, an n-gram seen before counts its characters and the scan jumps past it).
+def _non_blank(pieces_l: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The pieces with a non-whitespace character (Python's ``if x.strip()``) and their documents."""
+    pieces, parents = pc.list_flatten(pieces_l), _ints(pc.list_parent_indices(pieces_l))
+    keep = ~(_bools(pc.utf8_is_space(pieces)) | _bools(pc.equal(pieces, "")))
+    return pieces.filter(pa.array(keep)), parents[keep]
 
-    Vectorised: every n-gram is an exact integer id (the (n-1)-gram's id paired with the next word's id, numbered
-    densely again by Arrow's ``dictionary_encode`` — ids, not hashes of text, so no collisions), counted in NumPy.
-    The jump-ahead scan is sequential, but only an n-gram that occurs at least twice can be a repeat or make one, so
-    the loop visits just those positions: an n-gram occurring once only moves the scan one word on. Property-tested
-    equal to the string-by-string reference (``tests/test_quality_spans.py``); 4.7x its speed (2,406 vs 512 docs/s on
-    4,000 scale-20 sample documents, one process).
+
+def repetition_signals(texts: pa.Array, max_words: int = 20_000,
+                       group_words: int = 32_768) -> dict[str, np.ndarray]:
+    """Gopher repetition (Rae et al. 2021, table A1) for a batch of texts: duplicate line/paragraph character
+    fractions, the top 2/3/4-gram character fraction (the most frequent n-gram, first seen first on ties, as
+    ``Counter.most_common``) and the duplicate 5..10-gram character fractions (datatrove ``find_top_duplicate`` /
+    ``find_all_duplicate``: scanning left to right, an n-gram seen before counts its characters and the scan jumps
+    past it). Words are ``str.split()``'s, the first ``max_words`` of a text.
+
+    Vectorised over the whole batch: every n-gram is an exact integer id — the document's (n-1)-gram id paired with
+    the next word's id, numbered densely again by Arrow's ``dictionary_encode`` (a hash table: ids in order of first
+    occurrence, so a document's tie-break is its earliest n-gram) — ids, not hashes of text, so no collisions. An
+    n-gram can repeat only if both (n-1)-grams in it repeat, so each round numbers just those positions; the rest
+    are unique. The jump-ahead scan is sequential, but visits only positions of repeated n-grams. Property-tested
+    equal to the string-by-string reference (``tests/test_quality_spans.py``).
     """
-    out: dict[str, float] = {
-        "frac_dup_line_chars": _dup_elements_char_frac([x for x in text.split("\n") if x.strip()]),
-        "frac_dup_para_chars": _dup_elements_char_frac([x for x in PARAGRAPH_BREAK.split(text) if x.strip()]),
-    }
-    words = pa.array(text.split()[:max_words], pa.string())
-    n_words = len(words)
-    encoded = pc.dictionary_encode(words)  # word ids in C++ (a dict in Python costs 3x the rest of this function)
-    word_ids, n_vocabulary = encoded.indices.to_numpy().astype(np.int64), len(encoded.dictionary)
-    chars_before = np.zeros(n_words + 1, dtype=np.int64)  # characters (code points, as len) of words[:i]
-    np.cumsum(pc.utf8_length(words).to_numpy(), out=chars_before[1:])
-    total = int(chars_before[-1]) or 1
-    # ids of the n-grams starting at each position, numbered in order of first occurrence
-    gram_ids, all_unique = word_ids, n_vocabulary == n_words
-    for n in range(2, 11):
-        positions = n_words - n + 1
-        top, dup = f"top_{n}gram_char_frac", f"dup_{n}gram_char_frac"
-        if positions <= 0 or all_unique:  # no n-grams, or every (n-1)-gram (so every n-gram) is unique
-            out[top if n <= 4 else dup] = 0.0
-            continue
-        pairs = gram_ids[:positions] * n_vocabulary + word_ids[n - 1:]  # < 20,000^2: no overflow
-        encoded = pc.dictionary_encode(pa.array(pairs))  # a hash table: ids in first-occurrence order, no sort
-        gram_ids = encoded.indices.to_numpy().astype(np.int64)
-        counts = np.bincount(gram_ids, minlength=len(encoded.dictionary))
-        all_unique = len(encoded.dictionary) == positions
-        gram_chars = chars_before[n:] - chars_before[:positions]
-        if n <= 4:
-            most = int(counts.max())
-            if most > 1:
-                # Counter.most_common: of the tied, the first inserted — the smallest id
-                start = int(np.argmax(gram_ids == np.flatnonzero(counts == most)[0]))
-                out[top] = int(gram_chars[start]) * most / total
-            else:
-                out[top] = 0.0
-            continue
-        seen: set[int] = set()
-        dup_chars, next_start = 0, 0
-        for i in np.flatnonzero(counts[gram_ids] > 1).tolist():
-            if i < next_start:  # jumped over
-                continue
-            g = int(gram_ids[i])
-            if g in seen:
-                dup_chars += int(gram_chars[i])
-                next_start = i + n
-            else:
-                seen.add(g)
-                next_start = i + 1
-        out[dup] = dup_chars / total
+    n = len(texts)
+    texts = pc.fill_null(texts, "")
+    out = {"frac_dup_line_chars": _dup_char_frac(*_non_blank(pc.split_pattern(texts, "\n")), n),
+           "frac_dup_para_chars": _dup_char_frac(*_non_blank(pc.split_pattern_regex(texts, "\n" + PY_WS + "*\n")), n)}
+    for g in range(2, 11):
+        out[f"top_{g}gram_char_frac" if g <= 4 else f"dup_{g}gram_char_frac"] = np.zeros(n)
+    # Arrow 26's utf8_split_whitespace sometimes keeps a text's last whitespace character in its last piece (not
+    # repeatably: found by the property test; ~0.4% of random texts ending in whitespace): so none is left to keep.
+    # The split leaves an empty piece where a text starts with whitespace (dropped below).
+    words_l = pc.utf8_split_whitespace(pc.utf8_rtrim_whitespace(texts))
+    words, wp = pc.list_flatten(words_l), _ints(pc.list_parent_indices(words_l))
+    keep = _bools(pc.not_equal(words, ""))
+    words, wp = words.filter(pa.array(keep)), wp[keep]
+    starts = np.searchsorted(wp, np.arange(n))
+    position = np.arange(len(wp)) - starts[wp]
+    keep = position < max_words
+    words, wp, position = words.filter(pa.array(keep)), wp[keep], position[keep]
+    if len(wp) == 0:
+        return out
+    n_words = np.bincount(wp, minlength=n)
+    encoded = pc.dictionary_encode(words)
+    word_ids, vocabulary = _ints(encoded.indices), len(encoded.dictionary)
+    chars_before = np.zeros(len(wp) + 1, dtype=np.int64)  # characters (code points, as len) of the words before
+    np.cumsum(_ints(pc.utf8_length(encoded.dictionary))[word_ids], out=chars_before[1:])
+    total = np.bincount(wp, weights=np.diff(chars_before), minlength=n)
+    total[total == 0] = 1
+    dup_chars = {g: np.zeros(n, dtype=np.int64) for g in range(5, 11)}
+    # whole documents in groups of about `group_words` words: the hash tables stay in cache (one table for a
+    # 10,000-document batch made the n-gram numbering 4x slower)
+    group = np.searchsorted(wp, np.arange(n)) // group_words  # by the document's first word
+    bounds = np.flatnonzero(np.diff(group[wp], prepend=-1, append=-2))
+    for w0, w1 in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        _ngram_signals(word_ids[w0:w1], wp[w0:w1], position[w0:w1], n_words, chars_before[w0:w1 + 1], total,
+                       vocabulary, out, dup_chars)
+    for g in range(5, 11):
+        out[f"dup_{g}gram_char_frac"] = dup_chars[g] / total
     return out
 
+
+
+def _ngram_signals(word_ids: np.ndarray, wp: np.ndarray, position: np.ndarray, n_words: np.ndarray,
+                   chars_before: np.ndarray, total: np.ndarray, vocabulary: int, out: dict[str, np.ndarray],
+                   dup_chars: dict[int, np.ndarray]) -> None:
+    """:func:`repetition_signals`' n-gram part for the words of some whole documents (``wp``: their documents in
+    the batch, ``position``: in the document); writes the top fractions into ``out``, adds to ``dup_chars``."""
+    # the document's 1-gram ids; -1 where an n-gram is known to occur once in its document
+    gram_ids = _ints(pc.dictionary_encode(pa.array(wp * vocabulary + word_ids)).indices)
+    repeated = np.bincount(gram_ids)[gram_ids] > 1
+    for g in range(2, 11):
+        starts_ok = position <= n_words[wp] - g  # an n-gram starts here inside the document
+        candidates = np.zeros(len(wp), dtype=bool)
+        candidates[:-1] = starts_ok[:-1] & repeated[:-1] & repeated[1:]
+        at = np.flatnonzero(candidates)
+        # < (words here) * vocabulary: no int64 overflow
+        encoded = pc.dictionary_encode(pa.array(gram_ids[at] * vocabulary + word_ids[at + g - 1]))
+        ids = _ints(encoded.indices)
+        counts = np.bincount(ids, minlength=len(encoded.dictionary))[ids]
+        gram_ids = np.full(len(wp), -1, dtype=np.int64)
+        gram_ids[at] = ids
+        repeated = np.zeros(len(wp), dtype=bool)
+        repeated[at] = counts > 1
+        at, ids, counts = at[counts > 1], ids[counts > 1], counts[counts > 1]
+        if len(at) == 0:
+            break  # no repeated n-gram, so none longer
+        docs = wp[at]
+        gram_chars = chars_before[at + g] - chars_before[at]
+        if g <= 4:
+            top_docs, first = np.unique(docs, return_index=True)
+            most = np.maximum.reduceat(counts, first)  # per document (its positions are contiguous)
+            top = counts == np.repeat(most, np.diff(np.append(first, len(docs))))
+            # the first position with the document's top count is the first occurrence of its first-seen top n-gram
+            _, first_top = np.unique(docs[top], return_index=True)
+            out[f"top_{g}gram_char_frac"][top_docs] = (gram_chars[top][first_top] * most) / total[top_docs]
+            continue
+        seen: set[int] = set()  # ids are per document: one set for the group
+        next_start = 0  # a jump ends inside its document, so it never skips into the next
+        for i, gram, d, c in zip(at.tolist(), ids.tolist(), docs.tolist(), gram_chars.tolist(), strict=True):
+            if i < next_start:  # jumped over
+                continue
+            if gram in seen:
+                dup_chars[g][d] += c
+                next_start = i + g
+            else:
+                seen.add(gram)
+                next_start = i + 1
 
 REPETITION_COLUMNS = (["frac_dup_line_chars", "frac_dup_para_chars"] + [f"top_{n}gram_char_frac" for n in (2, 3, 4)]
                       + [f"dup_{n}gram_char_frac" for n in range(5, 11)])
@@ -239,11 +281,8 @@ def quality_signals(docs: DataFrame, langid_backend: str = "langid", max_words: 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         for b in batches:
             texts = pc.fill_null(b.column("text"), "")
-            py_texts = texts.to_pylist()
-            signals: dict[str, np.ndarray] = line_word_signals(texts)
-            reps = [repetition_signals(t, max_words) for t in py_texts]
-            signals.update({c: np.array([r[c] for r in reps], dtype=np.float64) for c in REPETITION_COLUMNS})
-            langs = detect_languages(py_texts, langid_backend)
+            signals = {**line_word_signals(texts), **repetition_signals(texts, max_words)}
+            langs = detect_languages(texts.to_pylist(), langid_backend)
             cols = [b.column("doc_id"), b.column("source")]
             for c in SIGNAL_COLUMNS:
                 if c == "lang":
