@@ -7,7 +7,7 @@ export MIXLAKE_IVY := $(CURDIR)/.ivy
 export PYSPARK_PYTHON := $(CURDIR)/$(PYTHON)
 ARGS ?=
 
-.PHONY: setup run test test-fast test-cross-model cluster-test lint bench clean java dist
+.PHONY: setup run test test-fast test-cross-model cluster-test lint bench bench-anchors clean java dist
 
 setup: java $(VENV)/.installed .ivy/mixlake-jars.json  ## venv + package + test extras + JVM jars in ./.ivy
 
@@ -44,7 +44,14 @@ cluster-test:  ## the pipeline on a Spark standalone cluster on 127.0.0.1 (+ exe
 lint:
 	$(VENV)/bin/ruff check lib jobs tests bench conf setup.py
 
-bench:  ## benchmarks; prints ratios and writes bench/results/*.json (dedup at 100K and 1M documents: ~1 h here)
+bench-anchors: .venv-anchor/.installed  ## datatrove 0.10 in its own venv, the quality anchor of bench/pipeline_bench.py
+
+.venv-anchor/.installed: bench/anchor-requirements.txt
+	$(PY) -m venv .venv-anchor
+	.venv-anchor/bin/python -m pip install -q -r bench/anchor-requirements.txt
+	touch $@
+
+bench: bench-anchors  ## benchmarks; prints ratios and writes bench/results/*.json (dedup at 100K and 1M documents: ~1 h here)
 # the whole pipeline runs at sample.scale 0.01 and 20; PIPELINE_BENCH_ARGS="--scales 0.01 20 200" adds ~1M documents
 	$(PYTHON) bench/extract_bench.py
 	$(PYTHON) bench/bench_langid.py

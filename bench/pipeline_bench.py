@@ -8,8 +8,11 @@ For each scale, three runs of one fresh lake, each a separate process (JVM start
 3. ``forced``: ``force=true`` — every stage reruns over existing tables (Delta overwrites, as a user's re-run does).
 
 Per stage it reports seconds (from the ``runs`` table), documents in/out, docs/s and MB/s of input text, and the
-bookkeeping between stages (wall time between consecutive stages minus the stage's own seconds). The anchor printed
-beside ingest is pyarrow's JSON reader over the same sample files (``pyarrow.json.read_json``, single process).
+bookkeeping between stages (wall time between consecutive stages minus the stage's own seconds). Anchors: beside
+ingest, pyarrow's JSON reader over the same sample files (``pyarrow.json.read_json``, single process); beside quality,
+datatrove 0.10's Gopher/C4/FineWeb filters (``bench/datatrove_anchor.py``, in ``.venv-anchor`` from ``make
+bench-anchors``) and mixlake's quality signals, each in one process on the same 2,000 documents (every
+``documents`` row whose ``doc_id`` hash falls in a fixed residue class, the first 2,000 by ``doc_id``).
 
 Writes ``bench/results/pipeline.json``.  ``python bench/pipeline_bench.py [--scales 0.01 20]``
 """
@@ -107,6 +110,49 @@ def _pyarrow_json_anchor(sample_dir: str) -> dict[str, Any]:
     return {"files": len(files), "rows": rows, "text_mb": mb, "seconds": s, "mb_per_s": mb / s if s else None}
 
 
+ANCHOR_PYTHON = os.path.join(REPO, ".venv-anchor", "bin", "python")
+
+
+def _quality_anchor(spark: Any, lake: str, n: int = 2_000) -> dict[str, Any]:
+    """mixlake's quality signals (the Arrow line/word kernels, the repetition signals, langid) and datatrove's
+    Gopher/C4/FineWeb filters on the same ``n`` documents, each in one process: documents per second."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyspark.sql import functions as F
+
+    from mixlake.delta import table_path
+    from mixlake.quality.langid import detect_languages
+    from mixlake.quality.signals import line_word_signals, repetition_signals
+
+    docs = spark.read.format("delta").load(table_path(lake, "documents"))
+    total = docs.count()
+    every = max(1, total // (2 * n))
+    rows = (docs.where(F.pmod(F.xxhash64("doc_id"), F.lit(every)) == 0).orderBy("doc_id").limit(n)
+            .select("doc_id", "source", "text").collect())  # n documents: small
+    texts = pa.array([r.text or "" for r in rows], pa.string())
+    path = os.path.join(WORK, "quality_anchor_texts.parquet")
+    pq.write_table(pa.table({"text": texts}), path)
+    out: dict[str, Any] = {"documents": len(texts), "text_mb": sum(len(t.encode()) for t in texts.to_pylist()) / 1e6,
+                           "sources": sorted({r.source for r in rows})}
+    detect_languages(["warm-up"], "langid")
+    mixlake: dict[str, float] = {}
+    for name, run in [("line_word_signals", lambda: line_word_signals(texts)),
+                      ("repetition_signals", lambda: repetition_signals(texts)),
+                      ("langid", lambda: detect_languages(texts.to_pylist(), "langid"))]:
+        t = time.perf_counter()
+        run()
+        mixlake[name] = time.perf_counter() - t
+    out["mixlake"] = {"seconds": mixlake, "docs_per_s": len(texts) / sum(mixlake.values()),
+                      "docs_per_s_without_langid": len(texts) / (sum(mixlake.values()) - mixlake["langid"])}
+    if not os.path.exists(ANCHOR_PYTHON):
+        out["datatrove"] = None
+        return out
+    done = subprocess.run([ANCHOR_PYTHON, os.path.join(REPO, "bench", "datatrove_anchor.py"), path],
+                          capture_output=True, text=True, check=True)
+    out["datatrove"] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scales", type=float, nargs="+", default=[0.01, 20.0])
@@ -148,6 +194,19 @@ def main() -> int:
         a = entry["pyarrow_json"]
         print(f"anchor: pyarrow.json.read_json over the sample's JSONL files: {a['mb_per_s'] or 0:.1f} MB/s of text "
               f"({a['rows']:,} rows, 1 process)")
+        entry["quality_anchor"] = q = _quality_anchor(spark, lake)
+        m = q["mixlake"]
+        print(f"quality on the same {q['documents']:,} documents ({q['text_mb']:.1f} MB; {', '.join(q['sources'])}), "
+              f"one process: mixlake's signals {m['docs_per_s']:,.0f} docs/s "
+              f"({m['docs_per_s_without_langid']:,.0f} without language id)")
+        if q["datatrove"] is None:
+            print(f"anchor: datatrove not measured: {ANCHOR_PYTHON} missing (make bench-anchors)")
+        else:
+            d = q["datatrove"]
+            per = ", ".join(f"{k} {v['docs_per_s']:,.0f}" for k, v in d["filters"].items())
+            print(f"anchor: datatrove 0.10 Gopher/C4/FineWeb filters, every filter on every document: "
+                  f"{d['docs_per_s']:,.0f} docs/s ({per}); mixlake without language id is "
+                  f"{m['docs_per_s_without_langid'] / d['docs_per_s']:.0f}x that")
         results[f"{scale:g}"] = entry
     os.makedirs(os.path.join(REPO, "bench", "results"), exist_ok=True)
     with open(os.path.join(REPO, "bench", "results", "pipeline.json"), "w") as f:
