@@ -57,10 +57,16 @@ def _lowered_contains(values: pa.Array, candidates: np.ndarray, phrases: list[st
     return out
 
 
+def _first_occurrences(values: pa.Array, parents: np.ndarray) -> np.ndarray:
+    """Indices of each document's first occurrence of each of its distinct values (``parents``: the document of
+    each value, non-decreasing)."""
+    ids = _ints(pc.dictionary_encode(values).indices)
+    _, first = np.unique(parents * (int(ids.max(initial=0)) + 1) + ids, return_index=True)
+    return first
+
+
 def _distinct_per_parent(values: pa.Array, parents: np.ndarray, n: int) -> np.ndarray:
-    ids = pc.dictionary_encode(values).indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    keys = np.unique(parents.astype(np.int64) * (int(ids.max(initial=0)) + 1) + ids)
-    return np.bincount(keys // (int(ids.max(initial=0)) + 1), minlength=n)
+    return np.bincount(parents[_first_occurrences(values, parents)], minlength=n)
 
 
 def line_word_signals(texts: pa.Array) -> dict[str, np.ndarray]:
@@ -147,8 +153,7 @@ def _dup_char_frac(values: pa.Array, parents: np.ndarray, n: int) -> np.ndarray:
     """Per document: the characters of its elements (lines, paragraphs) that repeat an earlier identical element,
     over all its elements' characters (0 without elements) — all but each distinct element's first occurrence."""
     lengths = _ints(pc.utf8_length(values))
-    ids = _ints(pc.dictionary_encode(values).indices)
-    _, first = np.unique(parents * (int(ids.max(initial=0)) + 1) + ids, return_index=True)
+    first = _first_occurrences(values, parents)
     total = np.bincount(parents, weights=lengths, minlength=n)
     return _frac(total - np.bincount(parents[first], weights=lengths[first], minlength=n), total)
 
@@ -214,7 +219,6 @@ def repetition_signals(texts: pa.Array, max_words: int = 20_000,
     return out
 
 
-
 def _ngram_signals(word_ids: np.ndarray, wp: np.ndarray, position: np.ndarray, n_words: np.ndarray,
                    chars_before: np.ndarray, total: np.ndarray, vocabulary: int, out: dict[str, np.ndarray],
                    dup_chars: dict[int, np.ndarray]) -> None:
@@ -260,6 +264,7 @@ def _ngram_signals(word_ids: np.ndarray, wp: np.ndarray, position: np.ndarray, n
             else:
                 seen.add(gram)
                 next_start = i + 1
+
 
 REPETITION_COLUMNS = (["frac_dup_line_chars", "frac_dup_para_chars"] + [f"top_{n}gram_char_frac" for n in (2, 3, 4)]
                       + [f"dup_{n}gram_char_frac" for n in range(5, 11)])
