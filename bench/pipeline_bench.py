@@ -67,7 +67,7 @@ def _stage_table(run: list[dict[str, Any]], text_mb: dict[str, float]) -> list[d
         out.append({"stage": r["stage"], "status": r["status"], "seconds": secs, "records_in": n_in,
                     "records_out": r["records_out"], "docs_per_s": n_in / secs if secs and n_in else None,
                     "mb_per_s": mb / secs if secs and mb else None, "bookkeeping_after_s": gap,
-                    # stages that time their own phases report them: dedup as ordered [name, seconds] pairs in
+                    # stages that time their own phases report them: dedup and spans as ordered [name, seconds] pairs in
                     # details.phases, semdedup as details.seconds
                     "phases": dict(details.get("phases") or [])
                     or (details["seconds"] if isinstance(details.get("seconds"), dict) else None)})

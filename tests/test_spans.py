@@ -11,12 +11,15 @@ import re
 import string
 from collections import defaultdict
 
+import pyarrow as pa
 import xxhash
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from mixlake.spans.spans import (
     SpansConfig,
+    _normalized_pieces,
+    batch_spans,
     document_spans,
     remove_spans,
     span_counts,
@@ -94,6 +97,39 @@ def test_document_spans_equal_the_direct_form(sents, window, min_words):
     text = "".join(sents)
     cfg = SpansConfig(window=window, min_words=min_words)
     assert document_spans(text, cfg, CachedNormalizer()) == _reference_spans(text, cfg)
+
+
+# texts for the batch pass: sentences of the word pool, arbitrary Unicode (whitespace of every kind, unspaced
+# scripts, code points whose letter/number class differs between Unicode versions), leading and trailing whitespace,
+# the batch pass's mark character U+FFFF (those texts go the per-document way), empty and null texts
+_ODD = "\uffff\u00a0\u2028\u3000\u1680\x1c\x85 \t\n\r.!?\"')]漢字かなᏸ\u08c8\U0001e030\u0301²①_ﬁＡ"
+_BATCH_TEXT = st.one_of(
+    st.none(), st.just(""),
+    st.builds(lambda pre, sents, post: pre + "".join(sents) + post, st.sampled_from(["", " ", "\n ", "\u3000"]),
+              st.lists(_sentence(), max_size=10), st.sampled_from(["", " ", "\n", "\uffff"])),
+    st.text(max_size=150),
+    st.lists(st.sampled_from(list(_ODD) + WORDS), max_size=60).map("".join))
+
+
+@settings(SETTINGS, max_examples=400)
+@given(texts=st.lists(_BATCH_TEXT, max_size=8), window=st.integers(1, 4), min_words=st.integers(1, 9))
+def test_batch_spans_equal_document_spans(texts, window, min_words):
+    """The Arrow batch pass the job runs against the per-document form, span for span and hash for hash."""
+    cfg = SpansConfig(window=window, min_words=min_words)
+    doc, hs, ss, es, ns = batch_spans(pa.array(texts, pa.string()), cfg, {})
+    got = list(zip(doc.tolist(), hs.tolist(), ss.tolist(), es.tolist(), ns.tolist(), strict=True))
+    want = [(i, *sp) for i, t in enumerate(texts) for sp in document_spans(t or "", cfg, CachedNormalizer())]
+    assert got == want
+
+
+@settings(SETTINGS, max_examples=400)
+@given(pieces=st.lists(st.one_of(st.text(max_size=60), st.lists(st.sampled_from(list(_ODD) + WORDS),
+                                                                  max_size=20).map("".join)), max_size=8))
+def test_batch_normalisation_equals_normalize(pieces):
+    words: dict[str, str] = {}
+    assert _normalized_pieces(pa.array(pieces, pa.string()), words).to_pylist() == [normalize(p) for p in pieces]
+    # second call served from the word memo
+    assert _normalized_pieces(pa.array(pieces, pa.string()), words).to_pylist() == [normalize(p) for p in pieces]
 
 
 def _oracle(docs: dict[str, str], cfg: SpansConfig) -> tuple[dict[str, str], set[tuple]]:

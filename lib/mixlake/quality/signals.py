@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from pyspark.sql import DataFrame
 
 from mixlake.quality.langid import detect_languages
+from mixlake.text import PY_WS
 
 STOP_WORDS = ["the", "be", "to", "of", "and", "that", "have", "with"]  # Gopher's required stop words
 POLICY = ["terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"]
@@ -143,10 +144,6 @@ def line_word_signals(texts: pa.Array) -> dict[str, np.ndarray]:
         "newline_ratio": _frac(_ints(pc.count_substring(texts, "\n")), n_words),
         "sentences": sentences.astype(np.int64),
     }
-
-
-# Python's \s and str.isspace (= Arrow's utf8_is_space / utf8_split_whitespace, checked over every code point)
-PY_WS = "[" + "".join(f"\\x{{{c:x}}}" for c in range(0x110000) if chr(c).isspace()) + "]"
 
 
 def _dup_char_frac(values: pa.Array, parents: np.ndarray, n: int) -> np.ndarray:

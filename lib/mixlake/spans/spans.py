@@ -16,18 +16,25 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import xxhash
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from mixlake.errors import ConfigError
-from mixlake.text import CachedNormalizer
+from mixlake.text import PY_WS, UNSPACED_RE2, CachedNormalizer, normalize_word, py_not_alnum_re2
 
 # sentence ends: terminal punctuation (+ closing quotes/brackets) followed by whitespace, or a line break. The
 # punctuation mark is matched (group 1 starts after it) rather than looked behind for: a lookbehind is tried at every
 # position of the text, and the splitter ran 1.3x slower with it (same matches: tests/test_spans.py).
 SENTENCE_END = re.compile(r"[.!?]([\"')\]]*\s+)|\n+")
+# the same in RE2 for the batch pass, Python's \s spelled out (RE2's is ASCII only); RE2 and Python's re both take the
+# leftmost match and prefer the first alternative and the longest greedy run, so the matches are the same
+SENTENCE_END_RE2 = "[.!?][\"')\\]]*" + PY_WS + "+|\n+"
+# marks each sentence end in the batch pass (a noncharacter); a text that contains it goes the per-document way
+_MARK = "\uffff"
 
 
 @dataclass
@@ -89,27 +96,148 @@ def document_spans(text: str, cfg: SpansConfig,
     return out
 
 
-SPAN_DDL = "doc_id string, span_hash bigint, start int, end int, n_words int"
+# doc_first: the first occurrence of its hash in its document (by position), so that a span's document count is a
+# sum, not a distinct count (which Spark plans as a second aggregation over every (hash, doc_id) pair)
+SPAN_DDL = "doc_id string, span_hash bigint, start int, end int, n_words int, doc_first boolean"
+
+
+def _ints(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _normalized_pieces(pieces: pa.Array, words: dict[str, str]) -> pa.Array:
+    """:func:`mixlake.text.normalize` (the default configuration) of every string of ``pieces`` at once: not-alnum →
+    space and unspaced-script characters made words in RE2, the split in Arrow, and each distinct word normalised by
+    :func:`normalize_word` once (``words`` memoises across batches). Equal to ``normalize`` string for string
+    (tests)."""
+    # runs of what is neither alnum nor a plain space become one space (far fewer matches than a space for each)
+    x = pc.replace_substring_regex(pieces, py_not_alnum_re2()[:-1] + " ]+", " ")
+    if pc.any(pc.match_substring_regex(x, UNSPACED_RE2)).as_py():
+        x = pc.replace_substring_regex(x, UNSPACED_RE2, r" \1 ")
+    split = pc.split_pattern(x, " ")
+    flat = pc.list_flatten(split)
+    keep = _ints(pc.utf8_length(flat)) > 0
+    parents = _ints(pc.list_parent_indices(split))[keep]
+    enc = pc.dictionary_encode(flat.filter(pa.array(keep)))
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    get = words.get
+    uniq = enc.dictionary.to_pylist()
+    if len(words) > 200_000:
+        words.clear()
+    normed = []
+    for w in uniq:
+        n = get(w)
+        if n is None:
+            n = words[w] = normalize_word(w)
+        normed.append(n)
+    values = pc.take(pa.array(normed, pa.string()), enc.indices)
+    offsets = np.zeros(len(pieces) + 1, dtype=np.int32)
+    np.cumsum(np.bincount(parents, minlength=len(pieces)), out=offsets[1:])
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), " ")
+
+
+def batch_spans(texts: pa.Array, cfg: SpansConfig,
+                words: dict[str, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`document_spans` for a whole batch of texts at once: ``(text index, hash, start, end, n_words)`` arrays,
+    in the order ``document_spans`` yields them text by text.
+
+    The sentence ends are found by one RE2 pass over the batch (each marked, then split on the mark), the words of
+    every sentence counted and normalised by Arrow kernels, the span ends (the first of up to ``window`` sentences
+    reaching ``min_words``) by a cumulative sum, and the key of each span — its sentences' normalised forms joined by a
+    space — by an element-wise join; only the xxh3 hashing is a Python loop (one C call per span). Texts containing the
+    mark character U+FFFF take :func:`document_spans`. Same spans and hashes (Hypothesis test and the sample)."""
+    n = len(texts)
+    x = pc.fill_null(texts, "")
+    if isinstance(x, pa.ChunkedArray):
+        x = x.combine_chunks()
+    odd = np.flatnonzero(np.asarray(pc.match_substring(x, _MARK).to_numpy(zero_copy_only=False), dtype=bool))
+    if len(odd):
+        x = pc.if_else(pa.array(np.isin(np.arange(n), odd)), "", x)
+    pieces_l = pc.split_pattern(pc.replace_substring_regex(x, SENTENCE_END_RE2, "\\0" + _MARK), _MARK)
+    pieces = pc.list_flatten(pieces_l)
+    parents = _ints(pc.list_parent_indices(pieces_l))
+    lengths = _ints(pc.utf8_length(pieces))
+    ends = np.cumsum(lengths)
+    first_piece = _ints(pieces_l.offsets)[:-1] - int(pieces_l.offsets[0].as_py())
+    base = np.zeros(n, dtype=np.int64)
+    has = first_piece < len(pieces)
+    base[has] = (ends - lengths)[first_piece[has]]
+    # a sentence is a piece with a non-whitespace character (split_sentences' strip() test)
+    # words as str.split() (trimmed first: Arrow keeps an empty word for leading whitespace, and pyarrow 26's
+    # whitespace split sometimes keeps a last whitespace character, see mixlake.quality.signals)
+    trimmed = pc.utf8_trim_whitespace(pieces)
+    sent = _ints(pc.list_value_length(pc.utf8_split_whitespace(trimmed)))
+    sent[_ints(pc.utf8_length(trimmed)) == 0] = 0  # Arrow splits "" into [""], str.split() into []
+    keep = sent > 0
+    s_doc, s_words = parents[keep], sent[keep]
+    s_end = ends[keep] - base[s_doc]
+    s_start = s_end - lengths[keep]
+    m = len(s_doc)
+    cum = np.concatenate([[0], np.cumsum(s_words)])
+    last = np.full(m, -1, dtype=np.int64)
+    total = np.zeros(m, dtype=np.int64)
+    idx = np.arange(m)
+    for k in range(cfg.window):
+        j = idx + k
+        ok = j < m
+        ok[ok] &= s_doc[j[ok]] == s_doc[idx[ok]]
+        t = np.zeros(m, dtype=np.int64)
+        t[ok] = cum[j[ok] + 1] - cum[idx[ok]]
+        found = ok & (last < 0) & (t >= cfg.min_words)
+        last[found] = j[found]
+        total[found] = t[found]
+    starts = np.flatnonzero(last >= 0)
+    stops = last[starts]
+    normed = _normalized_pieces(pieces.filter(pa.array(keep)), words)
+    # each span's key: the normalised forms of its sentences that are not empty, joined by a space (as a list
+    # array, not binary_join_element_wise with null_handling="skip": in pyarrow 26 that returns fewer rows than its
+    # inputs when a row is all null, so a span of punctuation-only sentences would lose its key)
+    n_sent = stops - starts + 1
+    span_of = np.repeat(np.arange(len(starts)), n_sent)
+    member = starts[span_of] + (np.arange(len(span_of)) - np.repeat(np.cumsum(n_sent) - n_sent, n_sent))
+    values = pc.take(normed, pa.array(member))
+    nonempty = _ints(pc.utf8_length(values)) > 0
+    offsets = np.zeros(len(starts) + 1, dtype=np.int32)
+    np.cumsum(np.bincount(span_of[nonempty], minlength=len(starts)), out=offsets[1:])
+    keys = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values.filter(pa.array(nonempty))), " ")
+    h = xxhash.xxh3_64_intdigest
+    hashes = np.fromiter((h(k) for k in keys.cast(pa.binary()).to_pylist()), dtype=np.uint64, count=len(keys))
+    out = [s_doc[starts], (hashes ^ np.uint64(1 << 63)).view(np.int64), s_start[starts], s_end[stops],
+           total[starts]]
+    if len(odd):  # the texts with the mark, per document, merged back in text order
+        norm = CachedNormalizer()
+        extra = [(i, *sp) for i in odd for sp in document_spans(texts[int(i)].as_py() or "", cfg, norm)]
+        if extra:
+            cols = [np.concatenate([o, np.array([e[c] for e in extra], dtype=np.int64)]) for c, o in enumerate(out)]
+            order = np.argsort(cols[0], kind="stable")
+            out = [c[order] for c in cols]
+    return out[0], out[1], out[2], out[3], out[4]
+
+
+def first_in_document(doc: np.ndarray, hashes: np.ndarray) -> np.ndarray:
+    """For rows in document-then-position order: whether each is the first row of its (document, hash) pair."""
+    order = np.lexsort((hashes, doc))  # stable: equal pairs keep their position order
+    d, h = doc[order], hashes[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (d[1:] != d[:-1]) | (h[1:] != h[:-1])
+    out = np.empty(len(order), dtype=bool)
+    out[order] = first
+    return out
 
 
 def span_occurrences(docs: DataFrame, cfg: SpansConfig) -> DataFrame:
-    """One row per span occurrence: ``(doc_id, span_hash, start, end, n_words)``."""
+    """One row per span occurrence: ``(doc_id, span_hash, start, end, n_words, doc_first)``, by
+    :func:`batch_spans`."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        norm = CachedNormalizer()  # one word cache per task
+        words: dict[str, str] = {}  # one word cache per task
         for b in batches:
-            ids, hs, ss, es, ns = [], [], [], [], []
-            for doc_id, text in zip(b.column("doc_id").to_pylist(), b.column("text").to_pylist(), strict=True):
-                for h, s, e, n in document_spans(text or "", cfg, norm):
-                    ids.append(doc_id)
-                    hs.append(h)
-                    ss.append(s)
-                    es.append(e)
-                    ns.append(n)
-            yield pa.RecordBatch.from_arrays([pa.array(ids, pa.string()), pa.array(hs, pa.int64()),
+            doc, hs, ss, es, ns = batch_spans(b.column("text"), cfg, words)
+            yield pa.RecordBatch.from_arrays([pc.take(b.column("doc_id"), pa.array(doc)), pa.array(hs, pa.int64()),
                                               pa.array(ss, pa.int32()), pa.array(es, pa.int32()),
-                                              pa.array(ns, pa.int32())],
-                                             names=["doc_id", "span_hash", "start", "end", "n_words"])
+                                              pa.array(ns, pa.int32()), pa.array(first_in_document(doc, hs))],
+                                             names=["doc_id", "span_hash", "start", "end", "n_words", "doc_first"])
 
     return docs.select("doc_id", "text").mapInArrow(run, SPAN_DDL)
 
@@ -124,7 +252,7 @@ def span_counts(occ: DataFrame, cfg: SpansConfig) -> DataFrame:
     hash would sort all its occurrences on one task.
     """
     return (occ.groupBy("span_hash")
-            .agg(F.count(F.lit(1)).alias("count"), F.countDistinct("doc_id").alias("n_docs"),
+            .agg(F.count(F.lit(1)).alias("count"), F.count(F.when(F.col("doc_first"), 1)).alias("n_docs"),
                  F.max("n_words").alias("n_words"), F.min(F.struct("doc_id", "start", "end")).alias("first"))
             .filter(F.col("count") >= cfg.min_count))
 

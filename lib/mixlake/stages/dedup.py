@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -16,7 +15,7 @@ from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate, remove_duplicates
 from mixlake.delta import parquet_persister, read_table, replace_table, scratch_dir, table_path, table_version
 from mixlake.stages.inputs import cleaned_input
-from mixlake.stages.result import StageResult
+from mixlake.stages.result import PhaseClock, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +48,8 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     docs = read_table(spark, cfg.lake, cleaned_input(cfg, d.input_table, stage="dedup"))
     tmp = scratch_dir(cfg.lake, "dedup")
 
-    seconds: dict[str, float] = {}
-    clock = [time.perf_counter()]
-
-    def phase(name: str) -> None:  # wall seconds since the previous phase ended (details.phases)
-        now = time.perf_counter()
-        seconds[name] = round(seconds.get(name, 0.0) + now - clock[0], 2)
-        clock[0] = now
-
+    clock = PhaseClock()
+    phase = clock.phase
     materialise = parquet_persister(tmp)
 
     def persist(df: DataFrame, name: str) -> DataFrame:  # each intermediate written closes a phase
@@ -100,14 +93,12 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     out.records_in = sum(r.docs_in for r in rows)
     out.records_out = sum(r.docs_out for r in rows)
     out.dropped = sum(r.exact_removed + r.near_removed for r in rows)
-    # phases in the order they ran, as [name, seconds] pairs (the runs table stores details with sorted keys)
-    out.details = {"per_source": {r.source: r.asDict() for r in rows}, **summary,
-                   "phases": [[k, v] for k, v in seconds.items()]}
+    out.details = {"per_source": {r.source: r.asDict() for r in rows}, **summary, "phases": clock.pairs()}
     for r in rows:
         log.info("dedup %s: in=%d exact_removed=%d near_removed=%d out=%d", r.source, r.docs_in, r.exact_removed,
                  r.near_removed, r.docs_out)
     log.info("dedup: %s", summary)
-    log.info("dedup: seconds per phase %s", seconds)
+    log.info("dedup: seconds per phase %s", clock.seconds)
     out.check()
     return out
 

@@ -14,7 +14,7 @@ from mixlake.config import MixlakeConfig
 from mixlake.delta import parquet_persister, read_table, replace_table, scratch_dir, table_path, table_version
 from mixlake.spans.spans import SpansConfig, remove_spans, span_counts, span_occurrences, span_removals, spans_table
 from mixlake.stages.inputs import cleaned_input
-from mixlake.stages.result import StageResult
+from mixlake.stages.result import PhaseClock, StageResult
 
 log = logging.getLogger(__name__)
 
@@ -32,15 +32,21 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
 
 def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, docs: DataFrame,
          tmp: str) -> StageResult:
+    clock = PhaseClock()
     # the Python pass (sentence split, normalise, hash) runs once: its rows feed the counts and the removals
     persist = parquet_persister(tmp)
     occ = persist(span_occurrences(docs, sc), "occurrences")
+    clock.phase("occurrences")
     counts = persist(span_counts(occ, sc), "counts")
+    clock.phase("counts")
     replace_table(spans_table(counts, docs, sc), table_path(cfg.lake, "spans"))
+    clock.phase("spans_write")
     cleaned = persist(remove_spans(docs, span_removals(occ, counts, sc)), "cleaned")
+    clock.phase("removal")
     out_path = table_path(cfg.lake, "documents_clean")
     is_empty = F.length(F.trim("text")) == 0
     replace_table(cleaned.filter(~is_empty), out_path, partition_by=["source"])
+    clock.phase("documents_clean_write")
     # counted on what was read and written, none derived: input rows, emptied rows, rows of documents_clean
     n_in = docs.count()
     n_emptied = cleaned.filter(is_empty).count()
@@ -50,9 +56,13 @@ def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, 
     for r in written.limit(5).collect():
         log.info("spans: %d x (%d docs, %d words): %s", r["count"], r.n_docs, r.n_words, r.text[:100])
     n_out = int(stats.n)
+    n_spans = written.count()
+    clock.phase("counts_and_summary")
+    log.info("spans: seconds per phase %s", clock.seconds)
     res = StageResult("spans", records_in=n_in, records_out=n_out, dropped=n_emptied,
                       outputs={"documents_clean": table_version(spark, out_path)},
                       details={"input_table": source, "removed_chars": int(stats.chars or 0),
-                               "repeated_spans": written.count(), "dropped_reason": "empty after span removal"})
+                               "repeated_spans": n_spans, "dropped_reason": "empty after span removal",
+                               "phases": clock.pairs()})
     res.check()
     return res
