@@ -116,7 +116,7 @@ _BATCH_TEXT = st.one_of(
 def test_batch_spans_equal_document_spans(texts, window, min_words):
     """The Arrow batch pass the job runs against the per-document form, span for span and hash for hash."""
     cfg = SpansConfig(window=window, min_words=min_words)
-    doc, hs, ss, es, ns = batch_spans(pa.array(texts, pa.string()), cfg, {})
+    doc, hs, ss, es, ns = batch_spans(pa.array(texts, pa.string()), cfg, CachedNormalizer())
     got = list(zip(doc.tolist(), hs.tolist(), ss.tolist(), es.tolist(), ns.tolist(), strict=True))
     want = [(i, *sp) for i, t in enumerate(texts) for sp in document_spans(t or "", cfg, CachedNormalizer())]
     assert got == want
@@ -126,10 +126,10 @@ def test_batch_spans_equal_document_spans(texts, window, min_words):
 @given(pieces=st.lists(st.one_of(st.text(max_size=60), st.lists(st.sampled_from(list(_ODD) + WORDS),
                                                                   max_size=20).map("".join)), max_size=8))
 def test_batch_normalisation_equals_normalize(pieces):
-    words: dict[str, str] = {}
-    assert _normalized_pieces(pa.array(pieces, pa.string()), words).to_pylist() == [normalize(p) for p in pieces]
+    norm = CachedNormalizer(max_words=5)  # small bound: the clearing path runs too
+    assert _normalized_pieces(pa.array(pieces, pa.string()), norm).to_pylist() == [normalize(p) for p in pieces]
     # second call served from the word memo
-    assert _normalized_pieces(pa.array(pieces, pa.string()), words).to_pylist() == [normalize(p) for p in pieces]
+    assert _normalized_pieces(pa.array(pieces, pa.string()), norm).to_pylist() == [normalize(p) for p in pieces]
 
 
 def _oracle(docs: dict[str, str], cfg: SpansConfig) -> tuple[dict[str, str], set[tuple]]:

@@ -105,11 +105,19 @@ def _ints(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-def _normalized_pieces(pieces: pa.Array, words: dict[str, str]) -> pa.Array:
+def _joined(values: pa.Array, groups: np.ndarray, n: int) -> pa.Array:
+    """``n`` strings: the ``values`` of each group (``groups``: its index in 0..n-1, non-decreasing) joined by a
+    space; "" for a group without values."""
+    offsets = np.zeros(n + 1, dtype=np.int32)
+    np.cumsum(np.bincount(groups, minlength=n), out=offsets[1:])
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), " ")
+
+
+def _normalized_pieces(pieces: pa.Array, norm: CachedNormalizer) -> pa.Array:
     """:func:`mixlake.text.normalize` (the default configuration) of every string of ``pieces`` at once: not-alnum →
     space and unspaced-script characters made words in RE2, the split in Arrow, and each distinct word normalised by
-    :func:`normalize_word` once (``words`` memoises across batches). Equal to ``normalize`` string for string
-    (tests)."""
+    :func:`normalize_word` once (memoised in ``norm``'s bounded word cache, across batches). Equal to ``normalize``
+    string for string (tests)."""
     # runs of what is neither alnum nor a plain space become one space (far fewer matches than a space for each)
     x = pc.replace_substring_regex(pieces, py_not_alnum_re2()[:-1] + " ]+", " ")
     if pc.any(pc.match_substring_regex(x, UNSPACED_RE2)).as_py():
@@ -121,32 +129,29 @@ def _normalized_pieces(pieces: pa.Array, words: dict[str, str]) -> pa.Array:
     enc = pc.dictionary_encode(flat.filter(pa.array(keep)))
     if isinstance(enc, pa.ChunkedArray):
         enc = enc.combine_chunks()
-    get = words.get
-    uniq = enc.dictionary.to_pylist()
-    if len(words) > 200_000:
+    words = norm.words
+    if len(words) > norm.max_words:
         words.clear()
     normed = []
-    for w in uniq:
-        n = get(w)
+    for w in enc.dictionary.to_pylist():
+        n = words.get(w)
         if n is None:
-            n = words[w] = normalize_word(w)
+            n = words[w] = normalize_word(w, norm.cfg)
         normed.append(n)
-    values = pc.take(pa.array(normed, pa.string()), enc.indices)
-    offsets = np.zeros(len(pieces) + 1, dtype=np.int32)
-    np.cumsum(np.bincount(parents, minlength=len(pieces)), out=offsets[1:])
-    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values), " ")
+    return _joined(pc.take(pa.array(normed, pa.string()), enc.indices), parents, len(pieces))
 
 
 def batch_spans(texts: pa.Array, cfg: SpansConfig,
-                words: dict[str, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                norm: CachedNormalizer) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`document_spans` for a whole batch of texts at once: ``(text index, hash, start, end, n_words)`` arrays,
     in the order ``document_spans`` yields them text by text.
 
     The sentence ends are found by one RE2 pass over the batch (each marked, then split on the mark), the words of
     every sentence counted and normalised by Arrow kernels, the span ends (the first of up to ``window`` sentences
-    reaching ``min_words``) by a cumulative sum, and the key of each span — its sentences' normalised forms joined by a
-    space — by an element-wise join; only the xxh3 hashing is a Python loop (one C call per span). Texts containing the
-    mark character U+FFFF take :func:`document_spans`. Same spans and hashes (Hypothesis test and the sample)."""
+    reaching ``min_words``) by a cumulative sum, and the key of each span — its sentences' non-empty normalised forms
+    joined by a space — by a list join; only the xxh3 hashing is a Python loop (one C call per span). Texts containing
+    the mark character U+FFFF take :func:`document_spans`. ``norm`` holds the word cache (one per task). Same spans
+    and hashes (Hypothesis test and the sample)."""
     n = len(texts)
     x = pc.fill_null(texts, "")
     if isinstance(x, pa.ChunkedArray):
@@ -189,7 +194,7 @@ def batch_spans(texts: pa.Array, cfg: SpansConfig,
         total[found] = t[found]
     starts = np.flatnonzero(last >= 0)
     stops = last[starts]
-    normed = _normalized_pieces(pieces.filter(pa.array(keep)), words)
+    normed = _normalized_pieces(pieces.filter(pa.array(keep)), norm)
     # each span's key: the normalised forms of its sentences that are not empty, joined by a space (as a list
     # array, not binary_join_element_wise with null_handling="skip": in pyarrow 26 that returns fewer rows than its
     # inputs when a row is all null, so a span of punctuation-only sentences would lose its key)
@@ -198,15 +203,12 @@ def batch_spans(texts: pa.Array, cfg: SpansConfig,
     member = starts[span_of] + (np.arange(len(span_of)) - np.repeat(np.cumsum(n_sent) - n_sent, n_sent))
     values = pc.take(normed, pa.array(member))
     nonempty = _ints(pc.utf8_length(values)) > 0
-    offsets = np.zeros(len(starts) + 1, dtype=np.int32)
-    np.cumsum(np.bincount(span_of[nonempty], minlength=len(starts)), out=offsets[1:])
-    keys = pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), values.filter(pa.array(nonempty))), " ")
+    keys = _joined(values.filter(pa.array(nonempty)), span_of[nonempty], len(starts))
     h = xxhash.xxh3_64_intdigest
     hashes = np.fromiter((h(k) for k in keys.cast(pa.binary()).to_pylist()), dtype=np.uint64, count=len(keys))
     out = [s_doc[starts], (hashes ^ np.uint64(1 << 63)).view(np.int64), s_start[starts], s_end[stops],
            total[starts]]
     if len(odd):  # the texts with the mark, per document, merged back in text order
-        norm = CachedNormalizer()
         extra = [(i, *sp) for i in odd for sp in document_spans(texts[int(i)].as_py() or "", cfg, norm)]
         if extra:
             cols = [np.concatenate([o, np.array([e[c] for e in extra], dtype=np.int64)]) for c, o in enumerate(out)]
@@ -231,9 +233,9 @@ def span_occurrences(docs: DataFrame, cfg: SpansConfig) -> DataFrame:
     :func:`batch_spans`."""
 
     def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        words: dict[str, str] = {}  # one word cache per task
+        norm = CachedNormalizer()  # one word cache per task
         for b in batches:
-            doc, hs, ss, es, ns = batch_spans(b.column("text"), cfg, words)
+            doc, hs, ss, es, ns = batch_spans(b.column("text"), cfg, norm)
             yield pa.RecordBatch.from_arrays([pc.take(b.column("doc_id"), pa.array(doc)), pa.array(hs, pa.int64()),
                                               pa.array(ss, pa.int32()), pa.array(es, pa.int32()),
                                               pa.array(ns, pa.int32()), pa.array(first_in_document(doc, hs))],
