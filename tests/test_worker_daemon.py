@@ -1,0 +1,68 @@
+"""The Python worker daemon of local sessions: which archives leave ``sys.path``, and that real workers run
+without them."""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+import pyspark
+
+from mixlake.spark import WORKER_DAEMON
+from mixlake.worker_daemon import python_less_archives, redundant_pyspark_zips
+
+
+def _zip(path: Path, members: dict[str, bytes]) -> str:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return str(path)
+
+
+def test_only_archives_without_python_are_flagged(tmp_path: Path) -> None:
+    classes = _zip(tmp_path / "classes.jar", {"org/x/A.class": b"\xca\xfe", "META-INF/MANIFEST.MF": b""})
+    with_py = _zip(tmp_path / "graphframes.jar", {"org/x/A.class": b"", "graphframes/__init__.py": b""})
+    compiled = _zip(tmp_path / "lib.zip", {"m.pyc": b""})
+    broken = tmp_path / "broken.jar"
+    broken.write_bytes(b"not a zip")
+    directory = tmp_path / "dir.jar"
+    directory.mkdir()
+    paths = [classes, with_py, compiled, str(broken), str(directory), str(tmp_path / "missing.jar")]
+    assert python_less_archives(paths) == [classes]
+
+
+def test_the_real_spark_core_jar_has_no_python() -> None:
+    jars = glob.glob(os.path.join(os.path.dirname(pyspark.__file__), "jars", "spark-core_*.jar"))
+    assert jars, "pyspark ships its spark-core jar"
+    assert python_less_archives(jars) == jars
+
+
+def test_pyspark_zip_is_dropped_only_when_the_same_pyspark_is_installed(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "pyspark").mkdir(parents=True)
+    (site / "pyspark" / "version.py").write_bytes(b'__version__ = "4.1.4"\n')
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    same = _zip(tmp_path / "a" / "pyspark.zip", {"pyspark/version.py": b'__version__ = "4.1.4"\n'})
+    other = _zip(tmp_path / "b" / "pyspark.zip", {"pyspark/version.py": b'__version__ = "4.0.0"\n'})
+    assert redundant_pyspark_zips([same, other, str(site)]) == [same]
+    assert redundant_pyspark_zips([same]) == []  # nothing else provides pyspark: the zip stays
+
+
+def test_local_workers_run_without_the_slow_archives(spark) -> None:
+    assert spark.sparkContext.getConf().get("spark.python.daemon.module") == WORKER_DAEMON
+
+    def probe(_: object) -> tuple[list[str], str]:
+        import pyspark as worker_pyspark
+
+        return [p for p in sys.path if p.endswith((".jar", ".zip"))], worker_pyspark.__file__
+
+    archives, pyspark_file = spark.sparkContext.parallelize([0], 1).map(probe).collect()[0]
+    assert not [p for p in archives if p.endswith(".jar") or os.path.basename(p) == "pyspark.zip"], archives
+    assert ".zip" not in pyspark_file and os.path.isfile(pyspark_file)
+    # Arrow-based Python tasks (what the stages use) work as before
+    df = spark.range(0, 8, 1, 4).mapInArrow(lambda batches: (b for b in batches), "id long")
+    assert sorted(r.id for r in df.collect()) == list(range(8))
