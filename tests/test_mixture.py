@@ -4,6 +4,8 @@ import math
 
 import pytest
 import yaml
+from hypothesis import Phase, given, settings
+from hypothesis import strategies as st
 
 from conftest import compose, sample_lake_cfg
 from mixlake.config import ConfigError
@@ -18,7 +20,14 @@ from mixlake.mixture.plan import (
     unimax_tokens,
 )
 from mixlake.mixture.streams import streams_config
-from mixlake.tokens.tokenizer import TokenizerConfig, encode_batch, eos_id, load_tokenizer, vocab_size
+from mixlake.tokens.tokenizer import (
+    TokenizerConfig,
+    encode_batch,
+    eos_id,
+    load_tokenizer,
+    tokenizer_fingerprint,
+    vocab_size,
+)
 
 MPT_AVAILABLE = {  # billions of tokens, MPT-7B data card
     "mc4": 2417.99, "c4": 100.42, "rp_cc": 878.45, "stack": 463.78, "rp_wiki": 4.87, "stack_md": 107.07,
@@ -35,6 +44,30 @@ def test_gpt2_tokenizer_offline():
     assert encode_batch(c, [" Hello world", "The quick brown fox"]) == [[18435, 995], [464, 2068, 7586, 21831]]
     assert eos_id(c) == 50256 and vocab_size(c) == 50257
     assert load_tokenizer(c).decode(encode_batch(c, ["naïve café 👋"])[0]) == "naïve café 👋"
+
+
+# pieces where GPT-2's pre-tokenizer has its edge cases: every kind of whitespace (the \s+(?!\S) rule), contractions
+# in both cases, digits of other scripts, marks, unspaced scripts, emoji sequences, controls, the EOS text itself
+_PIECES = [" ", "  ", "\t", "\n", "\r\n", "\x0b", "\x0c", "\x85", "\xa0", "\u1680", "\u2000", "\u2028", "\u3000",
+           "\u200b", "\ufeff", "'s", "'S", "'ll", "'LL", "'d", "'t", "'re", "'ve", "'m", "'", "abc", "ABC", "Hello",
+           "0", "123", "٣", "४", "½", "²", "é", "e\u0301", "\u20dd", "漢字", "かな", "한국어", "ไทย", "😀", "👍🏽",
+           "🇩🇪", "\u200d", ".", ",", "!?", "—", "\"", "(", ")", "<|endoftext|>", "\x00", "\x7f", "\U0010fffd", "ǅ",
+           "Ⅻ", "𝐀"]
+_TEXTS = st.lists(st.one_of(st.sampled_from(_PIECES), st.text(st.characters(exclude_categories=["Cs"]), max_size=8)),
+                  max_size=40).map("".join)
+
+
+@settings(deadline=None, database=None, derandomize=True, phases=[Phase.explicit, Phase.generate], max_examples=3000)
+@given(texts=st.lists(_TEXTS, max_size=4))
+def test_tiktoken_gpt2_equals_tokenizers(texts):
+    """The default GPT-2 engine (tiktoken) gives exactly the ids of Hugging Face tokenizers on the same files."""
+    assert encode_batch(TokenizerConfig(), texts) == encode_batch(TokenizerConfig(engine="hf"), texts)
+
+
+def test_tokenizer_engine_is_validated_and_fingerprinted():
+    assert tokenizer_fingerprint(TokenizerConfig()) != tokenizer_fingerprint(TokenizerConfig(engine="hf"))
+    with pytest.raises(ConfigError, match=r"tokenizer\.engine"):
+        encode_batch(TokenizerConfig(engine="sentencepiece"), ["x"])
 
 
 def test_tokenizer_by_path(tmp_path):

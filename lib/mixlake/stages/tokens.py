@@ -28,13 +28,22 @@ from mixlake.delta import (
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
 from mixlake.tokens.count import TOKEN_COUNT_COLUMNS, source_summary, token_counts, token_ids
-from mixlake.tokens.tokenizer import TokenizerConfig, eos_id, load_tokenizer, tokenizer_fingerprint
+from mixlake.tokens.tokenizer import (
+    TokenizerConfig,
+    eos_id,
+    load_encoder,
+    load_tokenizer,
+    tokenizer_fingerprint,
+    uses_tiktoken,
+)
 
 log = logging.getLogger(__name__)
 
 
 def validate(cfg: MixlakeConfig) -> None:
     load_tokenizer(cfg.tokenizer)  # a missing or corrupt tokenizer fails before the first stage runs
+    if uses_tiktoken(cfg.tokenizer):  # (and an unknown tokenizer.engine)
+        load_encoder(cfg.tokenizer)
     eos_id(cfg.tokenizer)
 
 

@@ -1,10 +1,10 @@
 """Tokenizing: ``(doc_id, source, text)`` → ``(doc_id, source, n_tokens, n_bytes, ids)``, distributed.
 
-The tokenizer is loaded once per Python worker (cached) and texts are encoded in batches with the Rust
-``encode_batch_fast`` (:func:`mixlake.tokens.tokenizer.encode_batch`). ``ids`` and the counts exclude BOS/EOS (the
-MDS writer adds those when it packs), so the MDS writer can pack the stored ids instead of encoding every text a
-second time (issue 13: at scale 20 the ``token_ids`` table is 73 MB beside its 92 MB input table, and ``write_mds``
-packing it took 26.8 s against 49.7 s tokenizing again).
+The tokenizer is loaded once per Python worker (cached) and texts are encoded in batches
+(:func:`mixlake.tokens.tokenizer.encode_batch`: tiktoken for GPT-2, else ``tokenizers``' ``encode_batch_fast``).
+``ids`` and the counts exclude BOS/EOS (the MDS writer adds those when it packs), so the MDS writer can pack the
+stored ids instead of encoding every text a second time (issue 13: at scale 20 the ``token_ids`` table is 73 MB
+beside its 92 MB input table, and ``write_mds`` packing it took 26.8 s against 49.7 s tokenizing again).
 """
 
 from __future__ import annotations
