@@ -68,6 +68,11 @@ def test_tokenizer_engine_is_validated_and_fingerprinted():
     assert tokenizer_fingerprint(TokenizerConfig()) != tokenizer_fingerprint(TokenizerConfig(engine="hf"))
     with pytest.raises(ConfigError, match=r"tokenizer\.engine"):
         encode_batch(TokenizerConfig(engine="sentencepiece"), ["x"])
+    from mixlake.stages.tokens import validate
+
+    validate(compose("tokenizer.engine=hf"))
+    with pytest.raises(ConfigError, match=r"tokenizer\.engine"):  # before any stage runs
+        validate(compose("tokenizer.engine=sentencepiece"))
 
 
 def test_tokenizer_by_path(tmp_path):

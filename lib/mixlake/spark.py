@@ -60,8 +60,8 @@ def default_ivy_dir() -> str | None:
     return None
 
 
-# Python workers of local sessions start from it: PySpark's daemon without the spark-core jar on sys.path, which
-# cost ~57 ms per task (see the module's docstring).
+# Python workers of local sessions start from it: PySpark's daemon without the spark-core jar and the duplicate
+# pyspark.zip on sys.path, which cost ~70 ms per task (see the module's docstring).
 WORKER_DAEMON = "mixlake.worker_daemon"
 
 

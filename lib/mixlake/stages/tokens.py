@@ -8,6 +8,7 @@ to exactly the table version it writes (:func:`stored_ids_for`)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import time
@@ -25,13 +26,13 @@ from mixlake.delta import (
     table_path,
     table_version,
 )
+from mixlake.errors import ConfigError
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
 from mixlake.tokens.count import TOKEN_COUNT_COLUMNS, source_summary, token_counts, token_ids
 from mixlake.tokens.tokenizer import (
     TokenizerConfig,
     eos_id,
-    load_encoder,
     load_tokenizer,
     tokenizer_fingerprint,
     uses_tiktoken,
@@ -42,8 +43,11 @@ log = logging.getLogger(__name__)
 
 def validate(cfg: MixlakeConfig) -> None:
     load_tokenizer(cfg.tokenizer)  # a missing or corrupt tokenizer fails before the first stage runs
-    if uses_tiktoken(cfg.tokenizer):  # (and an unknown tokenizer.engine)
-        load_encoder(cfg.tokenizer)
+    # an unknown tokenizer.engine too; tiktoken's encoder is not built here (1.2 s on the driver, for nothing: the
+    # GPT-2 files it reads were just checksummed, and the workers build their own)
+    if uses_tiktoken(cfg.tokenizer) and importlib.util.find_spec("tiktoken") is None:
+        raise ConfigError("tokenizer.engine=tiktoken needs the PyPI package tiktoken (make setup installs it); "
+                          "or set tokenizer.engine=hf")
     eos_id(cfg.tokenizer)
 
 
