@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -87,20 +88,52 @@ def sample_lake_cfg(base, stages: str, *extra: str):
 
 
 @pytest.fixture(scope="session")
-def local_pipeline_lake(tmp_path_factory, sample_dir) -> Path:
-    """The whole sample pipeline run once in local[2] mode as a subprocess: the reference the cluster and S3 runs
-    must reproduce."""
-    import subprocess
-    import time
+def wheel(tmp_path_factory) -> Path:
+    """mixlake's wheel (code + Hydra configs inside), built once per test run, as ``make dist`` builds it."""
+    d = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(d), str(REPO)], check=True,
+                   capture_output=True, timeout=300)
+    (whl,) = d.glob("mixlake-*.whl")
+    return whl
 
-    lake = tmp_path_factory.mktemp("local") / "lake"
+
+@dataclass(frozen=True)
+class CommandRun:
+    """One run of the installed ``mixlake`` console command."""
+
+    site: Path  # where the wheel was pip-installed (its own directory; dependencies are the venv's)
+    work: Path  # the CWD, outside the checkout
+    lake: Path
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def local_pipeline_run(tmp_path_factory, sample_dir, wheel) -> CommandRun:
+    """The whole sample pipeline run once in local[2] mode, as a user runs it: ``mixlake run`` from the installed
+    wheel, in a directory outside the checkout. It is the reference the standalone-cluster and S3 runs must
+    reproduce, and what ``test_command`` checks the installed command by (one pipeline run serves both)."""
+    root = tmp_path_factory.mktemp("local")
+    site, work = root / "site", root / "work"
+    work.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
+                   check=True, timeout=300)
+    env = {**run_env(), "PYTHONPATH": str(site)}
+    lake = work / "lake"
     t0 = time.time()
-    p = subprocess.run([sys.executable, str(REPO / "jobs" / "pipeline.py"), f"lake={lake}", "spark.master=local[2]",
-                        *PIPELINE_ARGS, f"sample.dir={sample_dir}"], capture_output=True, text=True, timeout=900,
-                       env=run_env(), cwd=lake.parent)
+    p = subprocess.run([str(site / "bin" / "mixlake"), "run", f"lake={lake}", "spark.master=local[2]",
+                        *PIPELINE_ARGS, f"sample.dir={sample_dir}"], capture_output=True, text=True, timeout=1200,
+                       env=env, cwd=work)
     assert p.returncode == 0, p.stderr[-4000:]
-    print(f"local[2] pipeline: {time.time() - t0:.1f}s")
-    return lake
+    seconds = time.time() - t0
+    print(f"local[2] pipeline (installed mixlake command): {seconds:.1f}s")
+    return CommandRun(site, work, lake, p.stdout, p.stderr, seconds)
+
+
+@pytest.fixture(scope="session")
+def local_pipeline_lake(local_pipeline_run) -> Path:
+    return local_pipeline_run.lake
 
 
 def free_port() -> int:

@@ -74,7 +74,7 @@ def test_failed_run_releases_the_lease(spark, tmp_path):
 @pytest.mark.slow
 def test_second_pipeline_on_a_running_lake_fails_fast(spark, tmp_path):
     lake = tmp_path / "lake"
-    args = [f"lake={lake}", f"sample.dir={tmp_path / 's'}", "sample.scale=0.1", "stages=[ingest,quality,dedup]"]
+    args = [f"lake={lake}", f"sample.dir={tmp_path / 's'}", "sample.scale=0.05", "stages=[ingest]"]
     first = subprocess.Popen([sys.executable, str(REPO / "jobs" / "pipeline.py"), *args], env=run_env(),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
