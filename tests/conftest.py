@@ -106,7 +106,6 @@ class CommandRun:
     lake: Path
     stdout: str
     stderr: str
-    seconds: float
 
 
 @pytest.fixture(scope="session")
@@ -126,9 +125,8 @@ def local_pipeline_run(tmp_path_factory, sample_dir, wheel) -> CommandRun:
                         *PIPELINE_ARGS, f"sample.dir={sample_dir}"], capture_output=True, text=True, timeout=1200,
                        env=env, cwd=work)
     assert p.returncode == 0, p.stderr[-4000:]
-    seconds = time.time() - t0
-    print(f"local[2] pipeline (installed mixlake command): {seconds:.1f}s")
-    return CommandRun(site, work, lake, p.stdout, p.stderr, seconds)
+    print(f"local[2] pipeline (installed mixlake command): {time.time() - t0:.1f}s")
+    return CommandRun(site, work, lake, p.stdout, p.stderr)
 
 
 @pytest.fixture(scope="session")

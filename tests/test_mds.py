@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import REPO, run_env, sample_lake_cfg
+from conftest import REPO, compose, run_env, sample_lake_cfg
 from mixlake.mds.format import ShardWriter, write_index
 from mixlake.mds.write import MDSConfig, write_streams
 from mixlake.tokens.tokenizer import TokenizerConfig, encode_batch, load_tokenizer
@@ -121,7 +121,6 @@ def test_tokens_streams_read_back_deterministic(spark, tmp_path):
 def test_write_mds_packs_the_tokens_stage_ids_only_when_they_were_made_from_its_input(spark, tmp_path):
     """Issue 13 item 5, tokenize once: write_mds packs ``token_ids`` when they were made from the very table version
     it writes with the same tokenizer — the same bytes as tokenizing again — and tokenizes again otherwise."""
-    from conftest import compose
     from mixlake.config import ConfigError
     from mixlake.delta import replace_table, table_path
     from mixlake.stages import tokens, write_mds
@@ -213,9 +212,9 @@ def test_failed_first_attempt_leaves_no_orphans(spark, tmp_path):
     (tmp_path / "in.jsonl").write_text("".join(
         json.dumps({"id": i, "text": f"document number {i} " * 30}) + "\n" for i in range(200)))
     base = [f"lake={lake}", "sample.enabled=false", f"+sources.s.path={tmp_path}/in.jsonl", "+sources.s.format=jsonl",
-            "mds.partitions=3", "mds.max_seq_len=64", "spark.master=local[2,4]",
-            "spark.conf.spark.ui.showConsoleProgress=false"]
-    p = subprocess.run([sys.executable, str(REPO / "jobs" / "pipeline.py"), *base,
+            "mds.partitions=3", "mds.max_seq_len=64"]
+    session = ["spark.master=local[2,4]", "spark.conf.spark.ui.showConsoleProgress=false"]  # the subprocess's own
+    p = subprocess.run([sys.executable, str(REPO / "jobs" / "pipeline.py"), *base, *session,
                         "stages=[ingest,write_mds]", "mds.fail_first_attempt_of_part=1"],
                        capture_output=True, text=True, timeout=600, env=run_env(), cwd=tmp_path)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -226,10 +225,9 @@ def test_failed_first_attempt_leaves_no_orphans(spark, tmp_path):
               json.load(open(lake / "mds" / "s" / "index.json"))["shards"]}  # noqa: SIM115
     assert listed == {p for p in os.listdir(_version_dir(lake / "mds" / "s")) if p.startswith("part-")}
     # the clean rerun (forced, in this process's session: its MDS bytes do not depend on the process)
-    from conftest import compose
     from mixlake.pipeline import run_pipeline
 
-    run_pipeline(spark, compose(*base[:-2], "stages=[write_mds,verify_mds]", "force=true"))
+    run_pipeline(spark, compose(*base, "stages=[write_mds,verify_mds]", "force=true"))
     assert _files(str(lake / "mds")) == faulty  # same bytes as the clean rerun
 
 
