@@ -66,3 +66,17 @@ def test_local_workers_run_without_the_slow_archives(spark) -> None:
     # Arrow-based Python tasks (what the stages use) work as before
     df = spark.range(0, 8, 1, 4).mapInArrow(lambda batches: (b for b in batches), "id long")
     assert sorted(r.id for r in df.collect()) == list(range(8))
+
+
+def test_local_sessions_run_the_parallel_collector_unless_the_user_picks_options(spark) -> None:
+    from mixlake.spark import LOCAL_GC_OPTION, local_jvm_options
+
+    beans = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    assert {b.getName() for b in beans} == {"PS Scavenge", "PS MarkSweep"}  # the JVM the test session launched
+    assert local_jvm_options({}) == {"spark.driver.defaultJavaOptions": LOCAL_GC_OPTION}
+    # a user's JVM options still apply (Spark appends extraJavaOptions to the defaults) ...
+    assert local_jvm_options({"spark.driver.extraJavaOptions": "-Xss4m"}) == {
+        "spark.driver.defaultJavaOptions": LOCAL_GC_OPTION}
+    # ... and a collector or defaults of their own replace ours (two collector flags stop the JVM)
+    assert local_jvm_options({"spark.driver.extraJavaOptions": "-Xss4m -XX:+UseG1GC"}) == {}
+    assert local_jvm_options({"spark.driver.defaultJavaOptions": "-Xss4m"}) == {}

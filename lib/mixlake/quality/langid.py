@@ -117,9 +117,10 @@ def langid_features(texts: list[str]) -> np.ndarray:
     ``instance2fv`` walks the tokenizer DFA over a text's UTF-8 bytes in a Python loop (one dict update per byte) and
     then adds each visited state's emitted features times its visit count. Here all texts walk the DFA in lockstep:
     one NumPy gather per byte position for every text still that long (texts sorted by length, so those are a
-    prefix), the visited states counted per (text, state) with ``np.unique``, and the features are that count
-    matrix times the sparse state → feature matrix — integer arithmetic throughout, so the counts are exact.
-    3.5x ``instance2fv`` on 4,096 sample documents clipped to 2,000 characters (one process)."""
+    prefix), the visited states counted per (text, state) by a sparse COO → CSR conversion, and the features are that
+    count matrix times the sparse state → feature matrix — integer arithmetic throughout, so the counts are exact.
+    3.5x ``instance2fv`` on 4,096 sample documents clipped to 2,000 characters (one process); the COO count instead
+    of ``np.unique``: 0.60 → 0.49 s on 4,096 scale-20 documents."""
     import pyarrow as pa
     import scipy.sparse as sp
 
@@ -143,9 +144,10 @@ def langid_features(texts: list[str]) -> np.ndarray:
         k = active[pos]
         state[:k] = nextmove[(state[:k] << 8) + text_bytes[:k, pos]]
         visited[:k, pos] = state[:k]
-    rows = np.broadcast_to(np.arange(n, dtype=np.int64)[:, None], (n, width))[valid]
-    keys, counts = np.unique(rows * n_states + visited[valid], return_counts=True)
-    visits = sp.csr_matrix((counts.astype(np.int64), (keys // n_states, keys % n_states)), shape=(n, n_states))
+    rows = np.broadcast_to(np.arange(n, dtype=np.int32)[:, None], (n, width))[valid]
+    # COO -> CSR sums the repeated (text, state) entries by a counting pass: no sort of every visit (np.unique was
+    # a fifth of this function's time)
+    visits = sp.coo_matrix((np.ones(len(rows), np.int64), (rows, visited[valid])), shape=(n, n_states)).tocsr()
     out = np.empty((n, emits.shape[1]), np.uint32)
     out[order] = (visits @ emits).toarray()
     return out
