@@ -1,4 +1,5 @@
-"""Scoring dedup against labelled duplicates, distributed: nothing but a handful of counts reaches the driver.
+"""Scoring dedup against labelled duplicates, distributed: of the corpus, nothing but a handful of counts reaches the
+driver (the gold file, which the driver reads whole, has its components at the threshold computed there).
 
 Gold format (the sample's ``ground_truth.json`` carries the same ``pairs`` key), keyed by ``(source, source_id)``
 — the input records' own ids, which are unique within a source but not across sources::
@@ -31,7 +32,6 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from mixlake.dedup.components import connected_components
 from mixlake.dedup.dedup import exact_similarity
 from mixlake.dedup.minhash import MinHashParams
 
@@ -96,15 +96,25 @@ def score_clusters(spark: SparkSession, gold: list[GoldPair], duplicates: DataFr
             .join(cl.select(F.col("doc_id").alias("b"), F.col("cluster_id").alias("cb")), "b", "left")
             .withColumn("same", F.coalesce(F.col("ca") == F.col("cb"), F.lit(False)).cast("int")))
     edges = bucket_edges(threshold)
-    by_bucket = {r.bucket: {"found": int(r.found), "pairs": int(r.n), "recall": int(r.found) / int(r.n)}
-                 for r in same.groupBy(_bucket(F.col("j"), edges).alias("bucket"))
-                 .agg(F.sum("same").alias("found"), F.count(F.lit(1)).alias("n")).collect()}
-    at = same.filter(F.col("j") >= threshold).agg(F.sum("same").alias("found"), F.count(F.lit(1)).alias("n")).first()
-    n_at, hit_at = int(at.n or 0), int(at.found or 0)
+    # per Jaccard bucket and side of the threshold, in one aggregation (the threshold is a bucket edge)
+    rows = (same.groupBy(_bucket(F.col("j"), edges).alias("bucket"), (F.col("j") >= threshold).alias("at"))
+            .agg(F.sum("same").alias("found"), F.count(F.lit(1)).alias("n")).collect())
+    by_bucket: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        b = by_bucket.setdefault(r.bucket, {"found": 0, "pairs": 0})
+        b["found"] += int(r.found)
+        b["pairs"] += int(r.n)
+    for b in by_bucket.values():
+        b["recall"] = b["found"] / b["pairs"]
+    n_at = sum(int(r.n) for r in rows if r.at)
+    hit_at = sum(int(r.found) for r in rows if r.at)
 
-    # gold components at the threshold: what a perfect transitive dedup at t would cluster
-    gold_comp = connected_components(g.filter(F.col("j") >= threshold).select(F.col("a").alias("src"),
-                                                                              F.col("b").alias("dst"))).members
+    # gold components at the threshold: what a perfect transitive dedup at t would cluster. The gold file is labelled
+    # data the driver has already read whole (load_gold), not the corpus: its resolved pairs come back to the driver
+    # and are joined by union-find there — a distributed connected components over a few thousand edges was several
+    # rounds of Spark jobs for nothing
+    at_pairs = [(r.a, r.b) for r in g.filter(F.col("j") >= threshold).select("a", "b").collect()]
+    gold_comp = spark.createDataFrame(sorted(union_find(at_pairs).items()), "node string, component string")
     # predicted pairs: all pairs in clusters up to max_cluster_size, member-representative pairs in larger ones
     sized = duplicates.select("doc_id", "cluster_id", "is_representative", "cluster_size")
     small = sized.filter(F.col("cluster_size") <= max_cluster_size)

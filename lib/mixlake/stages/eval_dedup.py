@@ -14,7 +14,7 @@ from mixlake import storage
 from mixlake.config import MixlakeConfig
 from mixlake.dedup.dedup import params
 from mixlake.dedup.evaluate import load_gold, score_clusters
-from mixlake.delta import lake_root, read_table, replace_table, scratch_dir, table_path
+from mixlake.delta import lake_root, read_table, replace_table, table_path
 from mixlake.errors import ConfigError
 from mixlake.stages.result import StageResult
 
@@ -44,13 +44,7 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     docs = read_table(spark, cfg.lake, "documents").select("doc_id", "source", "source_id", "text")
     d = cfg.dedup
     threshold = cfg.eval.threshold or d.threshold
-    tmp = scratch_dir(cfg.lake, "eval_dedup")
-    spark.sparkContext.setCheckpointDir(f"{tmp}/checkpoints")
-    try:
-        metrics = score_clusters(spark, gold, dups, docs, threshold, params(d),
-                                 max_cluster_size=cfg.eval.max_cluster_size)
-    finally:
-        storage.rmtree(tmp, cfg.s3)
+    metrics = score_clusters(spark, gold, dups, docs, threshold, params(d), max_cluster_size=cfg.eval.max_cluster_size)
     metrics["gold_file"] = path
     storage.write_text(f"{lake_root(cfg.lake)}/report/dedup_eval.json", json.dumps(metrics, indent=1, sort_keys=True),
                        cfg.s3)
