@@ -149,3 +149,45 @@ def test_notebook_runs_top_to_bottom(piped):
     client.execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     assert "version" in outputs and str(lake) in outputs
+
+
+
+def test_session_starts_beside_the_sample_and_errors_are_not_lost():
+    """The command's session is built in a thread while the pipeline makes the sample: both run at once (the build
+    waits for the work to signal it, which could not happen if they ran one after the other), and an error raised
+    by either reaches the caller."""
+    import threading
+
+    from pyspark.sql import SparkSession
+
+    from mixlake.pipeline import _started_while
+
+    class FakeSession:  # stands in for a SparkSession: _started_while makes what it built the active session
+        _jvm = type("J", (), {"SparkSession": type("S", (), {"setActiveSession": staticmethod(lambda s: None)})})
+        _jsparkSession = None
+
+    work_running = threading.Event()
+    seen = {}
+
+    def build():
+        seen["overlapped"] = work_running.wait(timeout=30)
+        seen["thread"] = threading.current_thread().name
+        return FakeSession()
+
+    def failing(message):
+        def run():
+            raise RuntimeError(message)
+        return run
+
+    active = SparkSession._activeSession
+    try:
+        assert isinstance(_started_while(build, work_running.set), FakeSession)
+        assert seen == {"overlapped": True, "thread": "mixlake-session-start"}
+        with pytest.raises(RuntimeError, match="no JVM"):
+            _started_while(failing("no JVM"), lambda: None)
+        built = []
+        with pytest.raises(RuntimeError, match="sample"):  # the work's error, once the session thread has finished
+            _started_while(lambda: built.append(1) or FakeSession(), failing("sample"))
+        assert built == [1]
+    finally:
+        SparkSession._activeSession = active

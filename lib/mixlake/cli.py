@@ -20,11 +20,15 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
 from mixlake.config import ConfigError, compose
 from mixlake.stages import STAGE_DESCRIPTIONS, STAGE_MODULES
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger("mixlake")
 
@@ -86,13 +90,17 @@ def main(job: str, argv: Sequence[str] | None = None) -> int:
     from mixlake.spark import get_spark
 
     t0 = time.time()
-    spark = get_spark(cfg.spark, cfg.s3)
-    import mixlake
 
-    log.info("mixlake %s from %s on %s", mixlake.__version__, os.path.dirname(mixlake.__file__),
-             spark.sparkContext.master)
+    def session() -> SparkSession:  # started by the pipeline once it holds the lake's lease (beside the sample)
+        import mixlake
+
+        spark = get_spark(cfg.spark, cfg.s3)
+        log.info("mixlake %s from %s on %s", mixlake.__version__, os.path.dirname(mixlake.__file__),
+                 spark.sparkContext.master)
+        return spark
+
     try:
-        run_pipeline(spark, cfg, only=None if job == "pipeline" else [job])
+        run_pipeline(session, cfg, only=None if job == "pipeline" else [job])
     except ConfigError as e:
         print(f"mixlake: config error: {e}", file=sys.stderr)
         return 2

@@ -19,8 +19,10 @@ import hashlib
 import json
 import logging
 import re
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -184,8 +186,13 @@ def record(spark: SparkSession, cfg: MixlakeConfig, row: dict[str, Any]) -> None
     spark.createDataFrame([row], RUNS_DDL).write.format("delta").mode("append").save(_runs_path(cfg))
 
 
-def run_pipeline(spark: SparkSession, cfg: MixlakeConfig, only: list[str] | None = None) -> list[StageResult]:
-    """Run ``cfg.stages`` (or just ``only``: a single job keeps the pipeline's ``stages`` for context)."""
+def run_pipeline(spark: SparkSession | Callable[[], SparkSession], cfg: MixlakeConfig,
+                 only: list[str] | None = None) -> list[StageResult]:
+    """Run ``cfg.stages`` (or just ``only``: a single job keeps the pipeline's ``stages`` for context).
+
+    ``spark`` is a session, or a function that builds one (the ``mixlake`` command and the jobs): the pipeline then
+    takes the lake's lease first — a second run fails before starting a JVM — and starts the session while it makes
+    the built-in sample, so the JVM's start (~8 s) and the sample's generation (driver Python) overlap."""
     stages = list(only) if only is not None else list(cfg.stages)
     runners = [(name, stage_runner(name)) for name in stages]  # unknown stage names fail before any work
     for name in stages:
@@ -193,9 +200,42 @@ def run_pipeline(spark: SparkSession, cfg: MixlakeConfig, only: list[str] | None
     force = cfg.force or only is not None  # a job run on its own always runs
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     with LakeLease(cfg.lake, run_id, cfg.lock, cfg.s3):
-        if any(name in ("ingest", "sample") for name in stages):
-            prepare_sources(cfg)
+        def prepare() -> None:
+            if any(name in ("ingest", "sample") for name in stages):
+                prepare_sources(cfg)
+
+        if isinstance(spark, SparkSession):
+            prepare()
+        else:
+            spark = _started_while(spark, prepare)
         return _run_stages(spark, cfg, runners, run_id, force)
+
+
+def _started_while(build: Callable[[], SparkSession], work: Callable[[], None]) -> SparkSession:
+    """``build()`` run in a thread while ``work()`` runs here; the session, or the error either raised (the work's
+    first). The JVM starts in a child process, so the thread mostly waits and the GIL stays with ``work``."""
+    built: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            built["spark"] = build()
+        except BaseException as e:  # handed to the caller below, after the work: nothing is swallowed
+            built["error"] = e
+
+    thread = threading.Thread(target=target, name="mixlake-session-start", daemon=True)
+    thread.start()
+    try:
+        work()
+    finally:
+        thread.join()
+    if "error" in built:
+        raise built["error"]
+    spark: SparkSession = built["spark"]
+    # the session a thread builds is active in that thread only (Spark keeps it thread-local); make it this
+    # thread's active session, as building it here would have — what PySpark's createDataFrame does too
+    SparkSession._activeSession = spark
+    spark._jvm.SparkSession.setActiveSession(spark._jsparkSession)  # type: ignore[union-attr]
+    return spark
 
 
 def _run_stages(spark: SparkSession, cfg: MixlakeConfig, runners: list[tuple[str, Any]], run_id: str,

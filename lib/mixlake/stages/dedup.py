@@ -66,7 +66,10 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
         dups = spark.read.format("delta").load(dup_path)
         replace_table(remove_duplicates(docs, dups).select(*docs.columns), out_path, partition_by=["source"])
         phase("deduped_write")
-        # every number below is counted on what was read or written, none derived from another
+        # every number below is counted on what was read or written, none derived from another: documents read,
+        # removed members of the written duplicates table, rows of the written deduped table. The per-source counts
+        # and the summary are each one query collected once (a handful of rows); the two small tables are written
+        # from those rows rather than by computing the aggregations again inside the writes and reading them back
         out_docs = spark.read.format("delta").load(out_path)
         removed = dups.filter(~F.col("is_representative"))
         counts = (docs.groupBy("source").agg(F.count(F.lit(1)).alias("docs_in"))
@@ -78,11 +81,10 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
                   .fillna(0, ["exact_removed", "near_removed", "docs_out"])
                   .select("source", "docs_in", "exact_removed", "near_removed", "docs_out")
                   .orderBy("source"))
-        replace_table(counts, table_path(cfg.lake, "dedup_counts"))
-        summary = _summary(spark, res, dups, d)
+        rows = counts.collect()
+        summary, duplicated_nodes = _summary(res, dups, d)
+        replace_table(spark.createDataFrame(rows, counts.schema), table_path(cfg.lake, "dedup_counts"))
         replace_table(spark.createDataFrame([summary]), table_path(cfg.lake, "dedup_summary"))
-        rows = spark.read.format("delta").load(table_path(cfg.lake, "dedup_counts")).collect()
-        duplicated_nodes = dups.groupBy("doc_id").count().filter("count > 1").limit(1).count()
         phase("counts_and_summary")
     finally:
         storage.rmtree(tmp, cfg.s3)
@@ -103,26 +105,31 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     return out
 
 
-def _summary(spark: SparkSession, res: Any, duplicates: DataFrame, d: DedupConfig) -> dict[str, Any]:
+def _summary(res: Any, duplicates: DataFrame, d: DedupConfig) -> tuple[dict[str, Any], int]:
+    """The ``dedup_summary`` row — candidates by scheme and verdict, documents below ``min_shingles``, clusters and
+    the largest one — and the number of documents the duplicates table puts in more than one cluster (must be 0):
+    four one-row aggregations computed by one query."""
     b, r = d.band_rows()
     c = res.candidates.agg(F.count(F.lit(1)).alias("n"),
                            F.sum(F.when(F.col("verified"), 1).otherwise(0)).alias("ok"),
                            *(F.sum(F.when(F.col("scheme") == k, 1).otherwise(0)).alias(k)
                              for k in ("all_pairs", "star", "reroot")),
                            F.sum(F.when((F.col("scheme") == "reroot") & F.col("verified"), 1).otherwise(0))
-                           .alias("reroot_ok")).first()
+                           .alias("reroot_ok"))
     sig = res.signatures.agg(F.sum(F.when(F.col("n_shingles") < d.min_shingles, 1).otherwise(0)).alias("short"),
-                             F.count(F.lit(1)).alias("n")).first()
+                             F.count(F.lit(1)).alias("documents"))
     cl = (duplicates.filter("is_representative")
-          .agg(F.count(F.lit(1)).alias("clusters"), F.max("cluster_size").alias("largest")).first())
-    return {"bands": b, "rows": r, "threshold": d.threshold, "verify": d.verify, "scope": d.scope,
-            "documents": int(sig.n or 0), "below_min_shingles": int(sig.short or 0),
-            "candidates": int(c.n or 0), "verified": int(c.ok or 0), "rejected": int((c.n or 0) - (c.ok or 0)),
-            "candidates_all_pairs": int(c.all_pairs or 0), "candidates_star": int(c.star or 0),
-            "candidates_reroot": int(c.reroot or 0), "verified_reroot": int(c.reroot_ok or 0),
-            "bucket_all_pairs_max": d.bucket_all_pairs_max, "reroot_rounds": d.reroot_rounds,
-            "components_rounds": res.components_rounds,
-            "clusters": int(cl.clusters or 0), "largest_cluster": int(cl.largest or 0)}
-
-
-
+          .agg(F.count(F.lit(1)).alias("clusters"), F.max("cluster_size").alias("largest")))
+    multi = (duplicates.groupBy("doc_id").agg(F.count(F.lit(1)).alias("k")).filter("k > 1")
+             .agg(F.count(F.lit(1)).alias("multi")))
+    row = c.crossJoin(sig).crossJoin(cl).crossJoin(multi).first()
+    summary = {"bands": b, "rows": r, "threshold": d.threshold, "verify": d.verify, "scope": d.scope,
+               "documents": int(row.documents or 0), "below_min_shingles": int(row.short or 0),
+               "candidates": int(row.n or 0), "verified": int(row.ok or 0),
+               "rejected": int((row.n or 0) - (row.ok or 0)),
+               "candidates_all_pairs": int(row.all_pairs or 0), "candidates_star": int(row.star or 0),
+               "candidates_reroot": int(row.reroot or 0), "verified_reroot": int(row.reroot_ok or 0),
+               "bucket_all_pairs_max": d.bucket_all_pairs_max, "reroot_rounds": d.reroot_rounds,
+               "components_rounds": res.components_rounds,
+               "clusters": int(row.clusters or 0), "largest_cluster": int(row.largest or 0)}
+    return summary, int(row.multi or 0)
