@@ -66,11 +66,13 @@ def default_ivy_dir() -> str | None:
 WORKER_DAEMON = "mixlake.worker_daemon"
 
 
-# The JVM a local session starts holds the driver and the executors: the parallel collector instead of G1. Measured on
-# the scale-20 pipeline (2 cores, 4 forced runs each, 2026-12-07): 189.6 s and ~346 CPU-s vs 206.7 s and ~380 CPU-s
-# with G1 — G1's concurrent threads and barriers cost more than its short pauses save in a batch job. It goes into
-# spark.driver.defaultJavaOptions (which Spark prepends to spark.driver.extraJavaOptions), so a user's own JVM options
-# still apply; one that picks a collector itself keeps it (two collector flags would stop the JVM from starting).
+# The JVM a local session starts holds the driver and the executors: the parallel collector instead of G1, whose
+# concurrent marking threads and write barriers a batch job does not need. Measured on the scale-20 pipeline (2 cores,
+# per-thread CPU from /proc, 2026-12-07): the collector threads used ~17 CPU-s per run with G1 (its concurrent
+# threads ~9 of them) and ~7 with the parallel collector, of ~350; whole-run wall time moved less than this machine's
+# run-to-run noise (±5-10%). It goes into spark.driver.defaultJavaOptions (which Spark prepends to
+# spark.driver.extraJavaOptions), so a user's own JVM options still apply; one that picks a collector itself keeps it
+# (two collector flags would stop the JVM from starting).
 LOCAL_GC_OPTION = "-XX:+UseParallelGC"
 GC_FLAG = re.compile(r"-XX:\+Use\w*GC\b")
 
