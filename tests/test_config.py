@@ -55,6 +55,15 @@ def test_spark_conf_override_keeps_dotted_key():
     assert cfg.spark.master == "local[1]"
 
 
+@pytest.mark.parametrize("quoted", ['"-Xss4m -XX:+UseParallelGC"', "'-Xss4m -XX:+UseParallelGC'"])
+def test_spark_conf_value_quoted_as_hydra_values_loses_its_quotes(quoted):
+    # kept, the launcher parses the quoted string as one JVM option and the JVM does not start
+    cfg = compose(f"spark.conf.spark.driver.extraJavaOptions={quoted}")
+    assert cfg.spark.conf["spark.driver.extraJavaOptions"] == "-Xss4m -XX:+UseParallelGC"
+    assert split_spark_conf(["spark.conf.a=x'y", "spark.conf.b='", 'spark.conf.c="v\'']) == (
+        [], {"a": "x'y", "b": "'", "c": '"v\''})
+
+
 def test_source_added_from_command_line(tmp_path):
     (tmp_path / "a.jsonl").write_text('{"text": "hi"}\n')
     cfg = compose("sample.enabled=false", f"+sources.mine.path={tmp_path}/*.jsonl", "+sources.mine.format=jsonl")

@@ -247,12 +247,16 @@ def _register_schema() -> None:
 
 
 def split_spark_conf(overrides: Sequence[str]) -> tuple[list[str], dict[str, str]]:
-    """Take ``spark.conf.<key>=<value>`` overrides out (their keys contain dots Hydra would nest)."""
+    """Take ``spark.conf.<key>=<value>`` overrides out (their keys contain dots Hydra would nest). A value quoted as
+    Hydra values are (``spark.conf.spark.driver.extraJavaOptions="-Xss4m -XX:+UseParallelGC"``) loses its quotes as
+    a Hydra value would: kept, Spark's launcher would take the quoted options for one option and the JVM not start."""
     rest, conf = [], {}
     for o in overrides:
         key = o.lstrip("+~")
         if key.startswith("spark.conf.") and "=" in key:
             k, v = key[len("spark.conf."):].split("=", 1)
+            if len(v) >= 2 and v[0] == v[-1] and v[0] in "'\"":
+                v = v[1:-1]
             conf[k] = v
         elif key.startswith("spark.master=") and not key.endswith(("'", '"')):
             # local[4] is not valid Hydra grammar unquoted; accept it as users write it for spark-submit.

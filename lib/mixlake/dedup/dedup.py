@@ -118,11 +118,14 @@ def verified_candidates(members: DataFrame, score: Scorer | None, threshold: flo
                                                      F.lit("star").alias("scheme")))
         return (unscored.groupBy("src", "dst").agg(F.min("scheme").alias("scheme"))
                 .withColumn("jaccard", F.lit(None).cast("double")).withColumn("verified", F.lit(True)))
-    scored = [persist(_verdict(score(all_pairs.select("src", "dst")), threshold).withColumn("scheme", F.lit(
-        "all_pairs")), "candidates_all_pairs")]
     has_hot_buckets = members.filter(F.col("n") > all_pairs_max).limit(1).count() > 0
-    pending = persist(star, "star_0") if has_hot_buckets else star
-    for r in range(reroot_rounds + 1 if has_hot_buckets else 0):
+    all_pairs_scored = _verdict(score(all_pairs.select("src", "dst")), threshold).withColumn("scheme",
+                                                                                            F.lit("all_pairs"))
+    if not has_hot_buckets:  # the usual case: the all-pairs verdicts are the candidates (already one row per pair)
+        return all_pairs_scored.select("src", "dst", "jaccard", "verified", "scheme")
+    scored = [persist(all_pairs_scored, "candidates_all_pairs")]
+    pending = persist(star, "star_0")
+    for r in range(reroot_rounds + 1):
         if r > 0 and pending.limit(1).count() == 0:
             break
         pairs = pending.select(F.col("doc_id").alias("src"), F.col("root").alias("dst")).distinct()
@@ -292,8 +295,9 @@ def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
     with_rep = (reps.join(sigs.select("doc_id", "source", "exact_key", "signature"), "doc_id")
                 .join(rep_sig, "cluster_id"))
     # similarity to the representative, measured as verification measures (exact shingle Jaccard by default)
-    rep_pairs = with_rep.filter(~F.col("is_representative")).select(F.col("doc_id").alias("src"),
-                                                                    F.col("rep_id").alias("dst"))
+    # (an exact copy of its representative has similarity 1 without scoring)
+    rep_pairs = (with_rep.filter(~F.col("is_representative") & (F.col("exact_key") != F.col("rep_key")))
+                 .select(F.col("doc_id").alias("src"), F.col("rep_id").alias("dst")))
     sim = (score or (lambda pairs: signature_similarity(pairs, sigs)))(rep_pairs)
     duplicates = (with_rep.join(sim.select(F.col("src").alias("doc_id"), "jaccard"), "doc_id", "left")
                   .withColumn("kind", F.when(F.col("exact_key") == F.col("rep_key"), "exact").otherwise("near"))
