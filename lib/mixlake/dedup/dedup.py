@@ -276,7 +276,8 @@ def deduplicate(docs: DataFrame, cfg: DedupConfig, priorities: dict[str, int],
     if quality is not None:
         sigs = sigs.join(quality.select("doc_id", "quality_score"), "doc_id", "left")
     sigs = persist(_scope(sigs, cfg.scope), "signatures")
-    exact = exact_edges(sigs)
+    # read twice (the LSH input leaves exact copies out; the components take them as edges): computed once
+    exact = persist(exact_edges(sigs), "exact_edges")
     exact_dups = exact.select(F.col("src").alias("doc_id"))
     lsh_input = sigs.filter(F.col("n_shingles") >= cfg.min_shingles).join(exact_dups, "doc_id", "left_anti")
     score = scorer(cfg, sigs, docs, p, persist)
