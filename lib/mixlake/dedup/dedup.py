@@ -62,20 +62,26 @@ def exact_edges(sigs: DataFrame) -> DataFrame:
             .select(F.col("doc_id").alias("src"), F.col("root").alias("dst")))
 
 
-BUCKET = ["scope", "band", "band_hash"]
+BUCKET = ["bucket"]
 
 
 def lsh_buckets(sigs: DataFrame, persist: Callable[[DataFrame, str], DataFrame] | None = None) -> DataFrame:
-    """``(scope, band, band_hash, doc_id, root, n)``: the members of every LSH bucket with two or more documents,
-    with the bucket's smallest ``doc_id`` (``root``) and size.
+    """``(bucket, doc_id, root, n)``: the members of every LSH bucket with two or more documents, with the bucket's
+    smallest ``doc_id`` (``root``) and size. ``bucket`` is one 64-bit key of (scope, band, band hash).
 
     Nearly every bucket holds one document (b rows per document, most unique), so the keys of the shared buckets are
     found first with a count alone — an aggregation and no join over the b × documents band rows — and only their
     members are joined and given a root. With ``persist`` those keys are materialised, so the planner sees how few
     they are and joins the band rows with them by broadcast (no shuffle of the band rows for the join). Both steps
-    are aggregations, not windows: a hot bucket (boilerplate shared by thousands of pages) is combined map-side."""
+    are aggregations, not windows: a hot bucket (boilerplate shared by thousands of pages) is combined map-side.
+
+    Why one key: Spark aggregates 20M band rows keyed by one long in less than half the time it takes keyed by
+    (scope string, band int, band hash long) (11.4 vs 25.4 s here). Two distinct buckets share a key with
+    probability ~ m² / 2^65 for m band rows — as two distinct band tuples already share a 64-bit band hash; a shared
+    key only adds candidate pairs, which verification scores like any other."""
     keep = persist or (lambda df, name: df)
-    banded = sigs.select("scope", "doc_id", F.posexplode("bands").alias("band", "band_hash"))
+    banded = (sigs.select("scope", "doc_id", F.posexplode("bands").alias("band", "band_hash"))
+              .select(F.xxhash64("scope", "band", "band_hash").alias("bucket"), "doc_id"))
     shared = keep(banded.groupBy(*BUCKET).agg(F.count(F.lit(1)).alias("n")).filter(F.col("n") > 1), "lsh_shared")
     members = banded.join(shared, BUCKET)
     roots = members.groupBy(*BUCKET).agg(F.min("doc_id").alias("root"))
