@@ -3,6 +3,8 @@
 import gzip
 import json
 
+import pytest
+
 from conftest import compose
 from mixlake.sample.generate import BOILERPLATE_61, generate_sample
 from mixlake.text import normalize
@@ -57,3 +59,24 @@ def test_ground_truth_matches_files(sample_dir, ground_truth):
     assert {"malformed_json", "invalid_utf8", "empty_text", "missing_text_field", "corrupt_compression",
             "warc_truncated_record"} <= reasons
     assert set(ground_truth["low_quality"]) == {"menu", "lorem", "symbols", "javascript", "repeated_lines"}
+
+
+def test_failed_shard_write_leaves_no_sample(tmp_path, monkeypatch):
+    """A web shard's write fails in its compression thread: the error reaches the caller, no sample is declared
+    complete, and an earlier sample in the same dir is left as it was."""
+    import mixlake.sample.generate as gen
+
+    d = tmp_path / "s"
+    generate_sample(compose("sample.scale=0.05", f"sample.dir={d}").sample)
+    before = _files(d)
+    real = gen._write_gzip
+
+    def full_disk(path, data):
+        if path.endswith("part-00001.jsonl.gz"):
+            raise OSError(28, "No space left on device")
+        real(path, data)
+
+    monkeypatch.setattr(gen, "_write_gzip", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        generate_sample(compose("sample.scale=0.05", "sample.seed=99", f"sample.dir={d}").sample)
+    assert _files(d) == before
