@@ -80,3 +80,28 @@ def test_failed_shard_write_leaves_no_sample(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="No space left"):
         generate_sample(compose("sample.scale=0.05", "sample.seed=99", f"sample.dir={d}").sample)
     assert _files(d) == before
+
+
+def test_failed_source_waits_for_shard_writes(tmp_path, monkeypatch):
+    """Making a later source fails while web shards are still being compressed: the error reaches the caller only
+    once no compression thread is left writing into the temp dir (a retry would otherwise receive its files)."""
+    import threading
+    import time
+
+    import mixlake.sample.generate as gen
+
+    real = gen._write_gzip
+
+    def slow(path, data):
+        time.sleep(1.0)
+        real(path, data)
+
+    def broken_warc(pages):
+        raise ValueError("warc writer broke")
+
+    monkeypatch.setattr(gen, "_write_gzip", slow)
+    monkeypatch.setattr(gen, "_warc_bytes", broken_warc)
+    with pytest.raises(ValueError, match="warc writer broke"):
+        generate_sample(compose("sample.scale=0.05", f"sample.dir={tmp_path / 's'}").sample)
+    assert not [t for t in threading.enumerate() if t.name.startswith("mixlake-sample-gzip")]
+    assert not (tmp_path / "s").exists()

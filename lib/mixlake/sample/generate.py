@@ -354,76 +354,80 @@ def generate_sample(sc: SampleConfig) -> GroundTruth:
         lines_per[shard].insert(pos, payload)
     good_web = len(web)
     # the web shards are compressed in background threads (zlib releases the GIL) while the other sources are made:
-    # their gzip is a quarter of the scale-20 sample's time; joined below before the sample is declared complete
-    compressing = ThreadPoolExecutor(max_workers=2, thread_name_prefix="mixlake-sample-gzip")
+    # their gzip is a quarter of the scale-20 sample's time. Leaving the block waits for every write, also when
+    # making a source raised (no thread still writes into a later attempt's temp dir); a failed write raises below,
+    # before _SUCCESS.json
     written_shards = []
-    for s in range(shards):
-        rel = f"web/part-{s:05d}.jsonl.gz"
-        for ln, line in enumerate(lines_per[s], start=1):
-            for payload, reason in bad_kinds:
-                if line == payload:
-                    gt.bad_records.append({"file": rel, "line": ln, "reason": reason})
-        written_shards.append(compressing.submit(_write_gzip, os.path.join(tmp, rel), b"\n".join(lines_per[s]) + b"\n"))
-        gt.files[rel] = len(lines_per[s])
-    del lines_per
-    # a truncated gzip: 40 good records then the stream is cut.
-    trunc = [json.dumps({"id": f"web-trunc-{k:04d}", "url": f"https://trunc.example.com/{k}",
-                         "text": w.document(2)}).encode() for k in range(40)]
-    blob = _gzip_bytes(b"\n".join(trunc) + b"\n")
-    _write_bytes(os.path.join(tmp, "web", "part-truncated.jsonl.gz"), blob[: int(len(blob) * 0.6)])
-    gt.bad_records.append({"file": "web/part-truncated.jsonl.gz", "line": None, "reason": "corrupt_compression"})
-    gt.documents["web"] = good_web
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="mixlake-sample-gzip") as compressing:
+        for s in range(shards):
+            rel = f"web/part-{s:05d}.jsonl.gz"
+            for ln, line in enumerate(lines_per[s], start=1):
+                for payload, reason in bad_kinds:
+                    if line == payload:
+                        gt.bad_records.append({"file": rel, "line": ln, "reason": reason})
+            shard_bytes = b"\n".join(lines_per[s]) + b"\n"
+            written_shards.append(compressing.submit(_write_gzip, os.path.join(tmp, rel), shard_bytes))
+            gt.files[rel] = len(lines_per[s])
+        del lines_per
+        # a truncated gzip: 40 good records then the stream is cut.
+        trunc = [json.dumps({"id": f"web-trunc-{k:04d}", "url": f"https://trunc.example.com/{k}",
+                             "text": w.document(2)}).encode() for k in range(40)]
+        blob = _gzip_bytes(b"\n".join(trunc) + b"\n")
+        _write_bytes(os.path.join(tmp, "web", "part-truncated.jsonl.gz"), blob[: int(len(blob) * 0.6)])
+        gt.bad_records.append({"file": "web/part-truncated.jsonl.gz", "line": None, "reason": "corrupt_compression"})
+        gt.documents["web"] = good_web
 
-    # code (zstd JSONL).
-    import zstandard
+        # code (zstd JSONL).
+        import zstandard
 
-    code_docs = [{"id": f"code-{i:06d}", "repo": f"example/{'-'.join(w.words(2))}", "lang": "python",
-                  "text": _code_doc(w)} for i in range(n(sc.code_docs))]
-    for j, (k, question) in enumerate(code_plants):  # an eval item quoted in a docstring of a code file
-        doc = code_docs[(7 * j + 3) % len(code_docs)]
-        doc["text"] += f'\n\ndef solve_{k}():\n    """{question}"""\n    raise NotImplementedError\n'
-        gt.contamination[k]["docs"].append(["code", doc["id"]])
-    code_lines = [json.dumps(d).encode() for d in code_docs]
-    _write_bytes(os.path.join(tmp, "code", "part-00000.jsonl.zst"),
-                 zstandard.ZstdCompressor(level=3).compress(b"\n".join(code_lines) + b"\n"))
-    gt.files["code/part-00000.jsonl.zst"] = len(code_lines)
-    gt.documents["code"] = len(code_lines)
+        code_docs = [{"id": f"code-{i:06d}", "repo": f"example/{'-'.join(w.words(2))}", "lang": "python",
+                      "text": _code_doc(w)} for i in range(n(sc.code_docs))]
+        for j, (k, question) in enumerate(code_plants):  # an eval item quoted in a docstring of a code file
+            doc = code_docs[(7 * j + 3) % len(code_docs)]
+            doc["text"] += f'\n\ndef solve_{k}():\n    """{question}"""\n    raise NotImplementedError\n'
+            gt.contamination[k]["docs"].append(["code", doc["id"]])
+        code_lines = [json.dumps(d).encode() for d in code_docs]
+        _write_bytes(os.path.join(tmp, "code", "part-00000.jsonl.zst"),
+                     zstandard.ZstdCompressor(level=3).compress(b"\n".join(code_lines) + b"\n"))
+        gt.files["code/part-00000.jsonl.zst"] = len(code_lines)
+        gt.documents["code"] = len(code_lines)
 
-    # books: one long plain-text document per file.
-    for i in range(n(sc.books_docs)):
-        title = " ".join(x.capitalize() for x in w.words(4)).replace(",", "")
-        n_chapters = int(rng.integers(3, 7))
-        chapters = [f"Chapter {c + 1}\n\n" + w.document(int(rng.integers(6, 14))) for c in range(n_chapters)]
-        _write_bytes(os.path.join(tmp, "books", f"book-{i:05d}.txt"),
-                     (title + "\n\n" + "\n\n".join(chapters) + "\n").encode())
-        gt.files[f"books/book-{i:05d}.txt"] = 1
-    gt.documents["books"] = n(sc.books_docs)
-
-    # crawl: WARC with request + response records; one truncated copy.
-    pages = n(sc.crawl_pages)
-    per_file = max(1, (pages + 1) // 2)
-    written = 0
-    for f in range((pages + per_file - 1) // per_file):
-        recs = []
-        for k in range(f * per_file, min(pages, (f + 1) * per_file)):
+        # books: one long plain-text document per file.
+        for i in range(n(sc.books_docs)):
             title = " ".join(x.capitalize() for x in w.words(4)).replace(",", "")
-            body = w.document(int(rng.integers(3, 7)))
-            recs.append((f"https://news{k % 13}.example.com/{k}", _html_page(title, body, rng), k))
-        rel = f"crawl/crawl-{f:05d}.warc.gz"
-        _write_bytes(os.path.join(tmp, rel), _warc_bytes(recs))
-        gt.files[rel] = 2 * len(recs)
-        written += len(recs)
-    gt.documents["crawl"] = written
-    title = "Truncated Page"
-    pages4 = [(f"https://trunc.example.com/{k}", _html_page(title, w.document(3), rng), 10_000 + k) for k in range(4)]
-    blob = _warc_bytes(pages4)
-    whole3 = len(_warc_bytes(pages4[:3]))  # cut in the middle of the last page's records, never at a boundary
-    _write_bytes(os.path.join(tmp, "crawl", "crawl-truncated.warc.gz"), blob[: whole3 + (len(blob) - whole3) // 2])
-    gt.bad_records.append({"file": "crawl/crawl-truncated.warc.gz", "line": None, "reason": "warc_truncated_record"})
+            n_chapters = int(rng.integers(3, 7))
+            chapters = [f"Chapter {c + 1}\n\n" + w.document(int(rng.integers(6, 14))) for c in range(n_chapters)]
+            _write_bytes(os.path.join(tmp, "books", f"book-{i:05d}.txt"),
+                         (title + "\n\n" + "\n\n".join(chapters) + "\n").encode())
+            gt.files[f"books/book-{i:05d}.txt"] = 1
+        gt.documents["books"] = n(sc.books_docs)
 
-    compressing.shutdown(wait=True)
+        # crawl: WARC with request + response records; one truncated copy.
+        pages = n(sc.crawl_pages)
+        per_file = max(1, (pages + 1) // 2)
+        written = 0
+        for f in range((pages + per_file - 1) // per_file):
+            recs = []
+            for k in range(f * per_file, min(pages, (f + 1) * per_file)):
+                title = " ".join(x.capitalize() for x in w.words(4)).replace(",", "")
+                body = w.document(int(rng.integers(3, 7)))
+                recs.append((f"https://news{k % 13}.example.com/{k}", _html_page(title, body, rng), k))
+            rel = f"crawl/crawl-{f:05d}.warc.gz"
+            _write_bytes(os.path.join(tmp, rel), _warc_bytes(recs))
+            gt.files[rel] = 2 * len(recs)
+            written += len(recs)
+        gt.documents["crawl"] = written
+        title = "Truncated Page"
+        pages4 = [(f"https://trunc.example.com/{k}", _html_page(title, w.document(3), rng), 10_000 + k)
+                  for k in range(4)]
+        blob = _warc_bytes(pages4)
+        whole3 = len(_warc_bytes(pages4[:3]))  # cut in the middle of the last page's records, never at a boundary
+        _write_bytes(os.path.join(tmp, "crawl", "crawl-truncated.warc.gz"), blob[: whole3 + (len(blob) - whole3) // 2])
+        gt.bad_records.append({"file": "crawl/crawl-truncated.warc.gz", "line": None,
+                               "reason": "warc_truncated_record"})
+
     for done in written_shards:
-        done.result()  # a failed write raises here, before _SUCCESS.json
+        done.result()  # a failed write raises here
 
     def keyed(rid: str) -> list[str]:  # duplicates are planted in web, and wiki articles copied to web
         return ["wiki" if rid.startswith("wiki-") else "web", rid]
