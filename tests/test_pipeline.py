@@ -151,7 +151,6 @@ def test_notebook_runs_top_to_bottom(piped):
     assert "version" in outputs and str(lake) in outputs
 
 
-
 def test_session_starts_beside_the_sample_and_errors_are_not_lost():
     """The command's session is built in a thread while the pipeline makes the sample: both run at once (the build
     waits for the work to signal it, which could not happen if they ran one after the other), and an error raised
