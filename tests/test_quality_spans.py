@@ -260,6 +260,41 @@ def test_lockstep_langid_features_equal_instance2fv(texts, equal_lengths):
         assert np.array_equal(row, ident.instance2fv(t)), t[:80]
 
 
+def test_langid_model_arrays_cached_on_disk_are_the_same(tmp_path, monkeypatch):
+    """The model arrays the batch path uses, unpacked from langid's model and written to the temp directory, read
+    back in a later worker with the same values and dtypes, without unpacking the model again."""
+    import tempfile
+
+    from mixlake.quality import langid as lid
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    lid._langid_arrays.cache_clear()
+    lid._langid_tables.cache_clear()
+    try:
+        first = lid._langid_arrays()
+        assert [p.name for p in tmp_path.iterdir()] == [p.name for p in tmp_path.glob("mixlake-langid-*.npz")]
+        assert len(list(tmp_path.iterdir())) == 1
+        fresh = lid._model_arrays()
+        lid._langid_arrays.cache_clear()
+
+        def unpack_again() -> None:
+            raise AssertionError("the model was unpacked although its arrays are cached")
+
+        monkeypatch.setattr(lid, "_model_arrays", unpack_again)
+        cached = lid._langid_arrays()
+        assert sorted(cached) == sorted(fresh) == sorted(first)
+        for k, v in fresh.items():
+            assert cached[k].dtype == v.dtype and np.array_equal(cached[k], v), k
+        ident = lid._langid()
+        texts = ["The cat sat on the mat.", "Der Hund schläft im Garten.", "", "日本語のテキストです。"]
+        assert detect_languages(texts, "langid") == [("und", 0.0) if not t.strip() else
+                                                     (lambda r: (r[0], float(r[1])))(ident.classify(t))
+                                                     for t in texts]
+    finally:
+        lid._langid_arrays.cache_clear()
+        lid._langid_tables.cache_clear()
+
+
 def test_quality_python_signals_equal_the_references_on_sample_documents(sample_lake):
     """On real-looking documents (the sample's, every injected defect included) as well as random ones."""
     from mixlake.quality import langid as lid
