@@ -7,12 +7,17 @@ version readable and ``DESCRIBE HISTORY`` shows one entry per run.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import uuid
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+log = logging.getLogger(__name__)
 
 
 def lake_root(lake: str) -> str:
@@ -86,6 +91,85 @@ def table_version(spark: SparkSession, path: str) -> int | None:
         return None
     versions = [int(m.group(1)) for st in fs.listStatus(log_dir) if (m := COMMIT_FILE.match(st.getPath().getName()))]
     return max(versions) if versions else None
+
+
+def _commit_text(spark: SparkSession, path: str, version: int) -> str | None:
+    """The commit file of ``version`` (``_delta_log/<version:020d>.json``, one JSON action per line) through Spark's
+    Hadoop filesystem (every scheme Spark reads), or ``None`` when there is none (e.g. a commit not yet backfilled)."""
+    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+    file = jvm.org.apache.hadoop.fs.Path(f"{path}/_delta_log/{version:020d}.json")
+    fs = file.getFileSystem(spark._jsparkSession.sessionState().newHadoopConf())  # type: ignore[attr-defined]
+    if not fs.exists(file):
+        return None
+    stream = fs.open(file)
+    try:
+        return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+    finally:
+        stream.close()
+
+
+def committed_rows(spark: SparkSession, path: str, version: int, by: str | None = None,
+                   replaced_only: bool = False) -> dict[str | None, int] | None:
+    """Rows of the Delta table at ``path`` as commit ``version`` wrote them, per value of the partition column ``by``
+    (one key, ``None``, without ``by``) — or ``None`` when the commit cannot say.
+
+    Read from the commit's ``add`` actions: Delta's writer counts each file's rows as it writes them (the statistic
+    ``numRecords``). When the commit is a ``WRITE`` that overwrote the whole table these are exactly the table's rows
+    at that version, counted without a Spark job or a snapshot of the table (a count query costs ~0.5–1.5 s per
+    table here). An overwrite restricted by ``replaceWhere`` wrote only the rows matching its predicate: it gives
+    ``None`` unless ``replaced_only`` (the caller asks about those rows only). ``None`` — count the table instead —
+    for any other commit (an append, a later auto-compaction), a file added without statistics
+    (``spark.databricks.delta.stats.collect=false``), or no commit file.
+    """
+    text = _commit_text(spark, path, version)
+    if text is None:
+        return None
+    counts: dict[str | None, int] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        action = json.loads(line)
+        info = action.get("commitInfo")
+        if info is not None:
+            params = info.get("operationParameters") or {}
+            if info.get("operation") != "WRITE" or params.get("mode") != "Overwrite":
+                return None
+            if params.get("predicate") not in (None, "[]") and not replaced_only:
+                return None
+        add = action.get("add")
+        if add is None:
+            continue
+        rows = json.loads(add.get("stats") or "{}").get("numRecords")
+        if rows is None:
+            return None
+        parts = add.get("partitionValues") or {}
+        if by is not None and by not in parts:
+            return None  # not a partition column: its values are not in the log
+        key = parts[by] if by is not None else None
+        counts[key] = counts.get(key, 0) + int(rows)
+    return counts
+
+
+def table_rows(spark: SparkSession, path: str, version: int, by: str | None = None,
+               where: str | None = None) -> dict[str | None, int]:
+    """Rows of the Delta table at ``path`` at ``version``, per value of column ``by`` (key ``None`` without it): from
+    the commit's own row counts (:func:`committed_rows`), else by a count query on that version. With ``where`` (a
+    ``replaceWhere`` predicate the commit may have used), only the rows matching it."""
+    counts = committed_rows(spark, path, version, by, replaced_only=where is not None)
+    if counts is not None:
+        return counts
+    log.info("%s: commit %d records no row counts for its files; counting the table", path, version)
+    df = spark.read.format("delta").option("versionAsOf", version).load(path)
+    if where is not None:
+        df = df.filter(where)
+    if by is None:
+        return {None: df.count()}
+    return {r[0]: int(r[1]) for r in df.groupBy(by).agg(F.count(F.lit(1))).collect()}
+
+
+def row_count(spark: SparkSession, path: str, version: int) -> int:
+    """Rows of the Delta table at ``path`` at ``version`` (:func:`table_rows`)."""
+    return table_rows(spark, path, version).get(None, 0)
 
 
 def replace_table(df: DataFrame, path: str, partition_by: list[str] | None = None,

@@ -17,7 +17,7 @@ from mixlake import storage
 from mixlake.config import MixlakeConfig
 from mixlake.decontam.decontam import decontaminate, seen_items, task_counts
 from mixlake.decontam.index import NgramIndex, load_index
-from mixlake.delta import read_table, replace_table, table_path, table_version
+from mixlake.delta import read_latest, replace_table, row_count, table_path, table_version
 from mixlake.errors import ConfigError
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import StageResult
@@ -36,7 +36,7 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     dc = cfg.decontam
     validate(cfg)
     source = cleaned_input(cfg, dc.input_table, stage="decontam")
-    docs = read_table(spark, cfg.lake, source)
+    docs, version = read_latest(spark, cfg.lake, source)
     t0 = time.time()
     index = load_index(dc, cfg.s3)
     build_seconds = time.time() - t0
@@ -59,8 +59,9 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
                       counts_path)
         dropped = {r.action: int(r.n) for r in result.actions.filter(F.col("action").startswith("dropped"))
                    .groupBy("action").agg(F.count(F.lit(1)).alias("n")).collect()}
-        n_in = docs.count()
-        n_out = spark.read.format("delta").load(out_path).count()
+        # rows of the input version and of the written table, as Delta's writer counted them into the commits
+        n_in = row_count(spark, table_path(cfg.lake, source), version)
+        n_out = row_count(spark, out_path, table_version(spark, out_path))
     finally:
         result.unpersist()
     files = write_eval_splits(cfg, index, dirty)

@@ -6,14 +6,23 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.config import MixlakeConfig
 from mixlake.dedup.config import DedupConfig
 from mixlake.dedup.dedup import deduplicate, remove_duplicates
-from mixlake.delta import parquet_persister, read_table, replace_table, scratch_dir, table_path, table_version
+from mixlake.delta import (
+    parquet_persister,
+    read_latest,
+    read_table,
+    replace_table,
+    scratch_dir,
+    table_path,
+    table_rows,
+    table_version,
+)
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import PhaseClock, StageResult
 
@@ -43,9 +52,13 @@ def quality_scores(spark: SparkSession, cfg: MixlakeConfig) -> DataFrame | None:
     return q.select("doc_id", "quality_score")
 
 
+COUNTS_SCHEMA = "source string, docs_in long, exact_removed long, near_removed long, docs_out long"
+
+
 def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     d = cfg.dedup
-    docs = read_table(spark, cfg.lake, cleaned_input(cfg, d.input_table, stage="dedup"))
+    source = cleaned_input(cfg, d.input_table, stage="dedup")
+    docs, version = read_latest(spark, cfg.lake, source)
     tmp = scratch_dir(cfg.lake, "dedup")
 
     clock = PhaseClock()
@@ -66,24 +79,21 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
         dups = spark.read.format("delta").load(dup_path)
         replace_table(remove_duplicates(docs, dups).select(*docs.columns), out_path, partition_by=["source"])
         phase("deduped_write")
-        # every number below is counted on what was read or written, none derived from another: documents read,
-        # removed members of the written duplicates table, rows of the written deduped table. The per-source counts
-        # and the summary are each one query collected once (a handful of rows); the two small tables are written
-        # from those rows rather than by computing the aggregations again inside the writes and reading them back
-        out_docs = spark.read.format("delta").load(out_path)
-        removed = dups.filter(~F.col("is_representative"))
-        counts = (docs.groupBy("source").agg(F.count(F.lit(1)).alias("docs_in"))
-                  .join(removed.groupBy("source").agg(
-                      F.sum(F.when(F.col("kind") == "exact", 1).otherwise(0)).cast("long").alias("exact_removed"),
-                      F.sum(F.when(F.col("kind") == "near", 1).otherwise(0)).cast("long").alias("near_removed")),
-                      "source", "left")
-                  .join(out_docs.groupBy("source").agg(F.count(F.lit(1)).alias("docs_out")), "source", "left")
-                  .fillna(0, ["exact_removed", "near_removed", "docs_out"])
-                  .select("source", "docs_in", "exact_removed", "near_removed", "docs_out")
-                  .orderBy("source"))
-        rows = counts.collect()
+        # every number below is counted on what was read or written, none derived from another: rows of the input
+        # version and of the written deduped table per source (as Delta's writer counted them into the commits: no
+        # query), removed members of the written duplicates table (one query). The summary is one query too; the
+        # two small tables are written from the collected rows rather than by computing the aggregations again
+        docs_in = table_rows(spark, table_path(cfg.lake, source), version, by="source")
+        docs_out = table_rows(spark, out_path, table_version(spark, out_path), by="source")
+        removed = {r.source: r for r in dups.filter(~F.col("is_representative")).groupBy("source").agg(
+            F.sum(F.when(F.col("kind") == "exact", 1).otherwise(0)).cast("long").alias("exact_removed"),
+            F.sum(F.when(F.col("kind") == "near", 1).otherwise(0)).cast("long").alias("near_removed")).collect()}
+        rows = [Row(source=s, docs_in=docs_in.get(s, 0),
+                    exact_removed=removed[s].exact_removed if s in removed else 0,
+                    near_removed=removed[s].near_removed if s in removed else 0, docs_out=docs_out.get(s, 0))
+                for s in sorted(set(docs_in) | set(docs_out) | set(removed))]
         summary, duplicated_nodes = _summary(res, dups, d)
-        replace_table(spark.createDataFrame(rows, counts.schema), table_path(cfg.lake, "dedup_counts"))
+        replace_table(spark.createDataFrame(rows, COUNTS_SCHEMA), table_path(cfg.lake, "dedup_counts"))
         replace_table(spark.createDataFrame([summary]), table_path(cfg.lake, "dedup_summary"))
         phase("counts_and_summary")
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from mixlake import storage
@@ -20,6 +20,7 @@ from mixlake.delta import (
     sql_in,
     table_exists,
     table_path,
+    table_rows,
     table_version,
 )
 from mixlake.ingest.ingest import plan_read_tasks, read_sources, split_parsed
@@ -69,33 +70,31 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
             replace_where(df, path, where if icfg.keep_removed_sources else None, partition_by=parts)
             out[name] = table_version(spark, path)
         # records read and skipped are counted by the readers (ingest_files); documents and quarantined are the
-        # row counts of the tables as written — so a record lost or doubled between reader and table shows up
-        def rows(name: str, alias: str) -> DataFrame:
-            return (spark.read.format("delta").load(table_path(cfg.lake, name)).filter(where)
-                    .groupBy("source").agg(F.count(F.lit(1)).alias(alias)))
-
-        per_source = (spark.read.format("delta").load(table_path(cfg.lake, "ingest_files")).filter(where)
-                      .groupBy("source")
-                      .agg(*(F.sum(c).alias(c) for c in ("records_read", "documents", "quarantined", "skipped",
-                                                         "repaired")))
-                      .join(rows("documents", "documents_rows"), "source", "left")
-                      .join(rows("quarantine", "quarantine_rows"), "source", "left")
-                      .fillna(0, ["documents_rows", "quarantine_rows"])
-                      .orderBy("source").collect())
+        # rows of the tables as Delta's writer counted them into this run's commits — so a record lost or doubled
+        # between reader and table shows up
+        written = {name: table_rows(spark, table_path(cfg.lake, name), out[name], by="source", where=where)
+                   for name in ("documents", "quarantine")}
+        per_source = [{**r.asDict(), "documents_rows": written["documents"].get(r.source, 0),
+                       "quarantine_rows": written["quarantine"].get(r.source, 0)}
+                      for r in (spark.read.format("delta").load(table_path(cfg.lake, "ingest_files")).filter(where)
+                                .groupBy("source")
+                                .agg(*(F.sum(c).alias(c) for c in ("records_read", "documents", "quarantined",
+                                                                   "skipped", "repaired")))
+                                .orderBy("source").collect())]
     finally:
         parsed.unpersist()
         storage.rmtree(tmp, s3)
     res = StageResult("ingest", outputs=out)
     for r in per_source:
-        res.records_in += int(r.records_read)
-        res.records_out += int(r.documents_rows)
-        res.quarantined += int(r.quarantine_rows)
-        res.dropped += int(r.skipped)
-        log.info("ingest %s: read=%d documents=%d quarantined=%d skipped=%d", r.source, r.records_read,
-                 r.documents, r.quarantined, r.skipped)
-    res.details["per_source"] = {r.source: r.asDict() for r in per_source}
+        res.records_in += int(r["records_read"])
+        res.records_out += int(r["documents_rows"])
+        res.quarantined += int(r["quarantine_rows"])
+        res.dropped += int(r["skipped"])
+        log.info("ingest %s: read=%d documents=%d quarantined=%d skipped=%d", r["source"], r["records_read"],
+                 r["documents"], r["quarantined"], r["skipped"])
+    res.details["per_source"] = {r["source"]: r for r in per_source}
     res.details["files"] = len({t.file for t in tasks})
-    res.details["repaired"] = sum(int(r.repaired) for r in per_source)
+    res.details["repaired"] = sum(int(r["repaired"]) for r in per_source)
     if removed:
         res.details["removed_sources" if not icfg.keep_removed_sources else "kept_unconfigured_sources"] = removed
     res.check()

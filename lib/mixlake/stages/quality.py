@@ -12,12 +12,12 @@ import logging
 from dataclasses import replace
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.config import MixlakeConfig
-from mixlake.delta import read_table, replace_table, table_path, table_version
+from mixlake.delta import read_latest, replace_table, table_path, table_rows, table_version
 from mixlake.errors import ConfigError
 from mixlake.quality.model import apply_selection, score, train_or_load
 from mixlake.quality.rules import QualityConfig, apply_rules
@@ -73,7 +73,7 @@ def with_model(spark: SparkSession, cfg: MixlakeConfig, docs: DataFrame,
 def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     qc = stage_config(cfg)
     validate(cfg)
-    docs = read_table(spark, cfg.lake, "documents")
+    docs, version = read_latest(spark, cfg.lake, "documents")
     tagged = apply_rules(quality_signals(docs, qc.langid), qc)
     model_info: dict[str, Any] | None = None
     if cfg.quality_model.enabled:
@@ -94,13 +94,15 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
               .agg(F.count(F.lit(1)).alias("dropped"), F.min("doc_id").alias("example_doc_id"))
               .orderBy("source", "rule"))
     replace_table(counts, table_path(cfg.lake, "quality_counts"))
-    # counted on the tables as written: documents read, quality rows, kept rows, dropped rows — none derived
-    kept_t = spark.read.format("delta").load(table_path(cfg.lake, "quality_kept"))
-    n_in = docs.count()
-    tagged_n = q.groupBy("source").agg(F.count(F.lit(1)).alias("n"),
-                                       F.sum((~F.col("keep")).cast("int")).alias("dropped"))
-    per_source = (tagged_n.join(kept_t.groupBy("source").agg(F.count(F.lit(1)).alias("kept")), "source", "left")
-                  .fillna(0, ["kept", "dropped"]).orderBy("source").collect())
+    # counted on the tables as read and written, none derived: documents read, quality rows and kept rows per source
+    # (as Delta's writer counted them into the commits: no query), rows not kept per source (one query)
+    n_in = sum(table_rows(spark, table_path(cfg.lake, "documents"), version).values())
+    n_tagged = table_rows(spark, qpath, table_version(spark, qpath), by="source")
+    kpath = table_path(cfg.lake, "quality_kept")
+    n_kept = table_rows(spark, kpath, table_version(spark, kpath), by="source")
+    n_dropped = {r.source: int(r[1]) for r in q.filter(~F.col("keep")).groupBy("source").count().collect()}
+    per_source = [Row(source=s, n=n_tagged.get(s, 0), kept=n_kept.get(s, 0), dropped=n_dropped.get(s, 0))
+                  for s in sorted(set(n_tagged) | set(n_kept) | set(n_dropped))]
     rule_counts = spark.read.format("delta").load(table_path(cfg.lake, "quality_counts")).collect()
     res = StageResult("quality", records_in=n_in, outputs={"quality": table_version(spark, qpath)})
     for r in per_source:

@@ -11,7 +11,15 @@ from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.config import MixlakeConfig
-from mixlake.delta import parquet_persister, read_table, replace_table, scratch_dir, table_path, table_version
+from mixlake.delta import (
+    parquet_persister,
+    read_latest,
+    replace_table,
+    row_count,
+    scratch_dir,
+    table_path,
+    table_version,
+)
 from mixlake.spans.spans import SpansConfig, remove_spans, span_counts, span_occurrences, span_removals, spans_table
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import PhaseClock, StageResult
@@ -22,15 +30,15 @@ log = logging.getLogger(__name__)
 def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     sc = cfg.spans
     source = cleaned_input(cfg, sc.input_table, stage="spans")
-    docs = read_table(spark, cfg.lake, source)
+    docs, version = read_latest(spark, cfg.lake, source)
     tmp = scratch_dir(cfg.lake, "spans")
     try:
-        return _run(spark, cfg, sc, source, docs, tmp)
+        return _run(spark, cfg, sc, source, docs, version, tmp)
     finally:
         storage.rmtree(tmp, cfg.s3)
 
 
-def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, docs: DataFrame,
+def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, docs: DataFrame, version: int,
          tmp: str) -> StageResult:
     clock = PhaseClock()
     # the Python pass (sentence split, normalise, hash) runs once: its rows feed the counts and the removals
@@ -47,16 +55,18 @@ def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, 
     is_empty = F.length(F.trim("text")) == 0
     replace_table(cleaned.filter(~is_empty), out_path, partition_by=["source"])
     clock.phase("documents_clean_write")
-    # counted on what was read and written, none derived: input rows, emptied rows, rows of documents_clean
-    n_in = docs.count()
-    n_emptied = cleaned.filter(is_empty).count()
-    stats = (spark.read.format("delta").load(out_path)
-             .agg(F.count(F.lit(1)).alias("n"), F.sum("removed_chars").alias("chars")).first())
-    written = spark.read.format("delta").load(table_path(cfg.lake, "spans"))
-    for r in written.limit(5).collect():
+    # counted on what was read and written, none derived: rows of the input version and of the two written tables
+    # (as Delta's writer counted them into the commits: no query), emptied rows and removed characters (one pass over
+    # the persisted rows the table was written from)
+    n_in = row_count(spark, table_path(cfg.lake, source), version)
+    stats = cleaned.agg(F.count(F.when(is_empty, 1)).alias("emptied"),
+                        F.sum(F.when(~is_empty, F.col("removed_chars"))).alias("chars")).first()
+    n_emptied = int(stats.emptied)
+    spans_path = table_path(cfg.lake, "spans")
+    for r in spark.read.format("delta").load(spans_path).limit(5).collect():
         log.info("spans: %d x (%d docs, %d words): %s", r["count"], r.n_docs, r.n_words, r.text[:100])
-    n_out = int(stats.n)
-    n_spans = written.count()
+    n_out = row_count(spark, out_path, table_version(spark, out_path))
+    n_spans = row_count(spark, spans_path, table_version(spark, spans_path))
     clock.phase("counts_and_summary")
     log.info("spans: seconds per phase %s", clock.seconds)
     res = StageResult("spans", records_in=n_in, records_out=n_out, dropped=n_emptied,

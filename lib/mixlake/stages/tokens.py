@@ -21,6 +21,7 @@ from mixlake.delta import (
     latest_commit_metadata,
     read_latest,
     replace_table,
+    row_count,
     table_exists,
     table_id,
     table_path,
@@ -103,7 +104,8 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     log.info("tokens: %d tokens in %.1fs = %.0f tokens/s (input table %s@%s)", total, seconds,
              total / max(seconds, 1e-9), source, version)
     outputs["token_counts"] = table_version(spark, counts_path)
-    res = StageResult("tokens", records_in=docs.count(), records_out=n_docs, outputs=outputs,
+    n_in = row_count(spark, table_path(cfg.lake, source), version)  # the input version's rows, as Delta counted them
+    res = StageResult("tokens", records_in=n_in, records_out=n_docs, outputs=outputs,
                       details={"input_table": source, "input_version": version, "tokens": total,
                                "tokens_per_second": total / max(seconds, 1e-9),
                                "per_source": {r.source: r.asDict() for r in rows}})

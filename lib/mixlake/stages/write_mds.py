@@ -10,7 +10,7 @@ import time
 from pyspark.sql import SparkSession
 
 from mixlake.config import MixlakeConfig
-from mixlake.delta import read_latest, replace_table, table_exists, table_path, table_version
+from mixlake.delta import read_latest, replace_table, row_count, table_exists, table_path, table_version
 from mixlake.errors import ConfigError
 from mixlake.mds.write import MDSConfig, selection_counts, write_streams
 from mixlake.stages.inputs import cleaned_input
@@ -58,9 +58,10 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     path = table_path(cfg.lake, "mds_manifest")
     replace_table(spark.createDataFrame(manifest, "source string, part int, samples bigint, docs bigint, "
                                         "tokens bigint, shards int"), path)
-    # counted where rows are produced: documents read (Spark), documents the writer tasks wrote (their own
-    # counters, in the manifest), documents the plan did not select (Spark, on the selection column)
-    n_docs = docs.count()
+    # counted where rows are produced: documents read (the input version's rows, as Delta's writer counted them),
+    # documents the writer tasks wrote (their own counters, in the manifest), documents the plan did not select
+    # (Spark, on the selection column)
+    n_docs = row_count(spark, table_path(cfg.lake, source), version)
     written = sum(r["docs"] for r in manifest)
     samples = sum(r["samples"] for r in manifest)
     chosen = selection_counts(docs, m, fractions)
