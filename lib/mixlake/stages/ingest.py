@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 
-from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -51,12 +50,15 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     icfg = cfg.ingest
     s3 = cfg.s3
     tasks = plan_read_tasks(sources, icfg, s3)
-    parsed = read_sources(spark, tasks, sources, icfg, s3).persist(StorageLevel.MEMORY_AND_DISK)
     tmp = scratch_dir(cfg.lake, "ingest")
     try:
+        persist = parquet_persister(tmp)
+        # the readers run once; their records, written as Parquet to the scratch dir, feed the three tables. Spark's
+        # in-memory cache before: the whole scale-200 ingest 65.5–79.1 s against 60.2–68.1 s this way (the columnar
+        # cache was slower to build and to scan), and the scratch copy survives a lost executor and bounds memory
+        parsed = persist(read_sources(spark, tasks, sources, icfg, s3), "parsed")
         files = spark.createDataFrame(sorted({(t.source, t.file) for t in tasks}), "source string, file string")
-        documents, quarantine, accounting = split_parsed(parsed, icfg.max_raw_bytes, files,
-                                                         parquet_persister(tmp))
+        documents, quarantine, accounting = split_parsed(parsed, icfg.max_raw_bytes, files, persist)
         names = [s.name for s in sources]
         where = sql_in("source", names)
         removed = _removed_sources(spark, cfg.lake, names)
@@ -82,7 +84,6 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
                                                                    "skipped", "repaired")))
                                 .orderBy("source").collect())]
     finally:
-        parsed.unpersist()
         storage.rmtree(tmp, s3)
     res = StageResult("ingest", outputs=out)
     for r in per_source:
