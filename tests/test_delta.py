@@ -54,3 +54,12 @@ def test_committed_rows_are_the_tables_rows_or_none(spark, tmp_path):
     assert table_rows(spark, path, v, "src") == {"a": 715, "b": 1428, "c": 2857}
     assert table_rows(spark, path, v) == {None: 5000}
     assert committed_rows(spark, str(tmp_path / "none"), 0) is None
+
+    # a commit without commitInfo (optional in Delta's protocol) cannot show it was an overwrite: this run's own
+    # first commit, an overwrite, with that line removed
+    first = [ln for ln in (tmp_path / "t" / "_delta_log" / f"{0:020d}.json").read_text().splitlines() if ln.strip()]
+    assert committed_rows(spark, path, 0, "src") == {"a": 715, "b": 1428, "c": 2857}
+    bare = tmp_path / "bare" / "_delta_log"
+    bare.mkdir(parents=True)
+    (bare / f"{0:020d}.json").write_text("\n".join(ln for ln in first if '"commitInfo"' not in ln) + "\n")
+    assert committed_rows(spark, str(tmp_path / "bare"), 0, "src") is None

@@ -13,6 +13,7 @@ import os
 import re
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -76,6 +77,13 @@ def read_latest(spark: SparkSession, lake: str, name: str) -> tuple[DataFrame, i
 COMMIT_FILE = re.compile(r"^(\d{20})\.(json|checkpoint\b.*\.parquet)$")  # commits and checkpoints
 
 
+def _hadoop_path(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """(Hadoop ``FileSystem``, ``Path``) for ``path`` through Spark's own Hadoop configuration: every scheme Spark
+    reads (file, s3a, dbfs), no Spark job."""
+    p = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(path)  # type: ignore[attr-defined]
+    return p.getFileSystem(spark._jsparkSession.sessionState().newHadoopConf()), p  # type: ignore[attr-defined]
+
+
 def table_version(spark: SparkSession, path: str) -> int | None:
     """The table's latest committed version, or ``None`` when there is no Delta table at ``path``.
 
@@ -84,9 +92,7 @@ def table_version(spark: SparkSession, path: str) -> int | None:
     filesystem, so it works for every scheme Spark reads (file, s3a, dbfs) and starts no Spark job — ``DESCRIBE
     HISTORY`` costs ~0.3 s per call and the run bookkeeping asks ~40 times per pipeline run.
     """
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    log_dir = jvm.org.apache.hadoop.fs.Path(f"{path}/_delta_log")
-    fs = log_dir.getFileSystem(spark._jsparkSession.sessionState().newHadoopConf())  # type: ignore[attr-defined]
+    fs, log_dir = _hadoop_path(spark, f"{path}/_delta_log")
     if not fs.exists(log_dir):
         return None
     versions = [int(m.group(1)) for st in fs.listStatus(log_dir) if (m := COMMIT_FILE.match(st.getPath().getName()))]
@@ -96,14 +102,13 @@ def table_version(spark: SparkSession, path: str) -> int | None:
 def _commit_text(spark: SparkSession, path: str, version: int) -> str | None:
     """The commit file of ``version`` (``_delta_log/<version:020d>.json``, one JSON action per line) through Spark's
     Hadoop filesystem (every scheme Spark reads), or ``None`` when there is none (e.g. a commit not yet backfilled)."""
-    jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
-    file = jvm.org.apache.hadoop.fs.Path(f"{path}/_delta_log/{version:020d}.json")
-    fs = file.getFileSystem(spark._jsparkSession.sessionState().newHadoopConf())  # type: ignore[attr-defined]
+    fs, file = _hadoop_path(spark, f"{path}/_delta_log/{version:020d}.json")
     if not fs.exists(file):
         return None
+    io_utils = spark.sparkContext._jvm.org.apache.commons.io.IOUtils  # type: ignore[attr-defined]
     stream = fs.open(file)
     try:
-        return str(jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8"))
+        return str(io_utils.toString(stream, "UTF-8"))
     finally:
         stream.close()
 
@@ -118,13 +123,14 @@ def committed_rows(spark: SparkSession, path: str, version: int, by: str | None 
     at that version, counted without a Spark job or a snapshot of the table (a count query costs ~0.5–1.5 s per
     table here). An overwrite restricted by ``replaceWhere`` wrote only the rows matching its predicate: it gives
     ``None`` unless ``replaced_only`` (the caller asks about those rows only). ``None`` — count the table instead —
-    for any other commit (an append, a later auto-compaction), a file added without statistics
-    (``spark.databricks.delta.stats.collect=false``), or no commit file.
+    for any other commit (an append, a later auto-compaction, one without ``commitInfo``), a file added without
+    statistics (``spark.databricks.delta.stats.collect=false``), ``by`` not a partition column, or no commit file.
     """
     text = _commit_text(spark, path, version)
     if text is None:
         return None
     counts: dict[str | None, int] = {}
+    overwrite = False  # a commit must show it is one (commitInfo can be turned off)
     for line in text.splitlines():
         if not line.strip():
             continue
@@ -136,6 +142,7 @@ def committed_rows(spark: SparkSession, path: str, version: int, by: str | None 
                 return None
             if params.get("predicate") not in (None, "[]") and not replaced_only:
                 return None
+            overwrite = True
         add = action.get("add")
         if add is None:
             continue
@@ -147,7 +154,7 @@ def committed_rows(spark: SparkSession, path: str, version: int, by: str | None 
             return None  # not a partition column: its values are not in the log
         key = parts[by] if by is not None else None
         counts[key] = counts.get(key, 0) + int(rows)
-    return counts
+    return counts if overwrite else None
 
 
 def table_rows(spark: SparkSession, path: str, version: int, by: str | None = None,

@@ -61,7 +61,9 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
                    .groupBy("action").agg(F.count(F.lit(1)).alias("n")).collect()}
         # rows of the input version and of the written table, as Delta's writer counted them into the commits
         n_in = row_count(spark, table_path(cfg.lake, source), version)
-        n_out = row_count(spark, out_path, table_version(spark, out_path))
+        out_version = table_version(spark, out_path)
+        assert out_version is not None  # written above
+        n_out = row_count(spark, out_path, out_version)
     finally:
         result.unpersist()
     files = write_eval_splits(cfg, index, dirty)
@@ -70,7 +72,7 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
                  c["task"], c["items_contaminated"], c["items"], c["pct_contaminated"], c["docs_hit"],
                  c["docs_changed"], c["docs_dropped"])
     res = StageResult("decontam", records_in=n_in, records_out=n_out, dropped=sum(dropped.values()),
-                      outputs={"documents_decontaminated": table_version(spark, out_path),
+                      outputs={"documents_decontaminated": out_version,
                                "contamination": table_version(spark, cont_path),
                                "decontam_counts": table_version(spark, counts_path)},
                       details={"input_table": source, "mode": dc.mode, "dropped": dropped, "tasks": counts,

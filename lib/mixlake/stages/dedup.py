@@ -84,7 +84,9 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
         # query), removed members of the written duplicates table (one query). The summary is one query too; the
         # two small tables are written from the collected rows rather than by computing the aggregations again
         docs_in = table_rows(spark, table_path(cfg.lake, source), version, by="source")
-        docs_out = table_rows(spark, out_path, table_version(spark, out_path), by="source")
+        out_version = table_version(spark, out_path)
+        assert out_version is not None  # written above
+        docs_out = table_rows(spark, out_path, out_version, by="source")
         removed = {r.source: r for r in dups.filter(~F.col("is_representative")).groupBy("source").agg(
             F.sum(F.when(F.col("kind") == "exact", 1).otherwise(0)).cast("long").alias("exact_removed"),
             F.sum(F.when(F.col("kind") == "near", 1).otherwise(0)).cast("long").alias("near_removed")).collect()}
@@ -101,7 +103,7 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     if duplicated_nodes:
         raise AssertionError("dedup: a document sits in more than one cluster of the duplicates table")
     out = StageResult("dedup", outputs={"duplicates": table_version(spark, dup_path),
-                                        "deduped": table_version(spark, out_path)})
+                                        "deduped": out_version})
     out.records_in = sum(r.docs_in for r in rows)
     out.records_out = sum(r.docs_out for r in rows)
     out.dropped = sum(r.exact_removed + r.near_removed for r in rows)

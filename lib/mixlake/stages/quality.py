@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.config import MixlakeConfig
-from mixlake.delta import read_latest, replace_table, table_path, table_rows, table_version
+from mixlake.delta import read_latest, replace_table, row_count, table_path, table_rows, table_version
 from mixlake.errors import ConfigError
 from mixlake.quality.model import apply_selection, score, train_or_load
 from mixlake.quality.rules import QualityConfig, apply_rules
@@ -96,15 +96,17 @@ def run(spark: SparkSession, cfg: MixlakeConfig) -> StageResult:
     replace_table(counts, table_path(cfg.lake, "quality_counts"))
     # counted on the tables as read and written, none derived: documents read, quality rows and kept rows per source
     # (as Delta's writer counted them into the commits: no query), rows not kept per source (one query)
-    n_in = sum(table_rows(spark, table_path(cfg.lake, "documents"), version).values())
-    n_tagged = table_rows(spark, qpath, table_version(spark, qpath), by="source")
+    n_in = row_count(spark, table_path(cfg.lake, "documents"), version)
+    q_version = table_version(spark, qpath)
+    assert q_version is not None  # written above
+    n_tagged = table_rows(spark, qpath, q_version, by="source")
     kpath = table_path(cfg.lake, "quality_kept")
     n_kept = table_rows(spark, kpath, table_version(spark, kpath), by="source")
     n_dropped = {r.source: int(r[1]) for r in q.filter(~F.col("keep")).groupBy("source").count().collect()}
     per_source = [Row(source=s, n=n_tagged.get(s, 0), kept=n_kept.get(s, 0), dropped=n_dropped.get(s, 0))
                   for s in sorted(set(n_tagged) | set(n_kept) | set(n_dropped))]
     rule_counts = spark.read.format("delta").load(table_path(cfg.lake, "quality_counts")).collect()
-    res = StageResult("quality", records_in=n_in, outputs={"quality": table_version(spark, qpath)})
+    res = StageResult("quality", records_in=n_in, outputs={"quality": q_version})
     for r in per_source:
         res.records_out += int(r.kept)
         res.dropped += int(r.dropped)

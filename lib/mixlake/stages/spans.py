@@ -65,12 +65,14 @@ def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, 
     spans_path = table_path(cfg.lake, "spans")
     for r in spark.read.format("delta").load(spans_path).limit(5).collect():
         log.info("spans: %d x (%d docs, %d words): %s", r["count"], r.n_docs, r.n_words, r.text[:100])
-    n_out = row_count(spark, out_path, table_version(spark, out_path))
+    out_version = table_version(spark, out_path)
+    assert out_version is not None  # written above
+    n_out = row_count(spark, out_path, out_version)
     n_spans = row_count(spark, spans_path, table_version(spark, spans_path))
     clock.phase("counts_and_summary")
     log.info("spans: seconds per phase %s", clock.seconds)
     res = StageResult("spans", records_in=n_in, records_out=n_out, dropped=n_emptied,
-                      outputs={"documents_clean": table_version(spark, out_path)},
+                      outputs={"documents_clean": out_version},
                       details={"input_table": source, "removed_chars": int(stats.chars or 0),
                                "repeated_spans": n_spans, "dropped_reason": "empty after span removal",
                                "phases": clock.pairs()})
