@@ -7,9 +7,9 @@ export MIXLAKE_IVY := $(CURDIR)/.ivy
 export PYSPARK_PYTHON := $(CURDIR)/$(PYTHON)
 ARGS ?=
 
-.PHONY: setup run test test-fast test-cross-model cluster-test lint bench bench-anchors clean java dist
+.PHONY: setup class-archive run test test-fast test-cross-model cluster-test lint bench bench-anchors clean java dist
 
-setup: java $(VENV)/.installed .ivy/mixlake-jars.json  ## venv + package + test extras + JVM jars in ./.ivy
+setup: java $(VENV)/.installed .ivy/mixlake-jars.json class-archive  ## venv + package + test extras + JVM jars and class archive in ./.ivy
 
 java:
 	@command -v java >/dev/null || { echo "mixlake needs Java 17 (apt-get install openjdk-17-jre-headless)"; exit 1; }
@@ -25,6 +25,11 @@ $(VENV)/.installed: setup.py
 .ivy/mixlake-jars.json: $(VENV)/.installed conf/spark/local.yaml
 	$(PYTHON) -m mixlake.spark
 	$(PYTHON) -m mixlake.spark spark.s3=true
+
+# The JVM class-data-sharing archive local sessions start from (session start ~3.5 s faster): dumped once per Java and
+# PySpark by the pipeline on a tiny sample (~2.5 min); a no-op when this Java's and PySpark's archive exists.
+class-archive: .ivy/mixlake-jars.json
+	$(PYTHON) -m mixlake.class_archive
 
 run:  ## the whole pipeline on the built-in sample corpus into ./lake
 	$(PYTHON) jobs/pipeline.py $(ARGS)

@@ -80,3 +80,53 @@ def test_local_sessions_run_the_parallel_collector_unless_the_user_picks_options
     # ... and a collector or defaults of their own replace ours (two collector flags stop the JVM)
     assert local_jvm_options({"spark.driver.extraJavaOptions": "-Xss4m -XX:+UseG1GC"}) == {}
     assert local_jvm_options({"spark.driver.defaultJavaOptions": "-Xss4m"}) == {}
+
+
+def test_local_sessions_map_the_class_archive_unless_the_user_picks_options(tmp_path: Path) -> None:
+    from mixlake.spark import LOCAL_GC_OPTION, local_jvm_options
+
+    jsa = "/x/mixlake-classes-0123.jsa"
+    assert local_jvm_options({}, jsa) == {"spark.driver.defaultJavaOptions":
+                                          f"{LOCAL_GC_OPTION} -XX:SharedArchiveFile={jsa}"}
+    # the user's collector replaces ours, the archive stays (a dynamic archive holds no heap objects: any collector)
+    assert local_jvm_options({"spark.driver.extraJavaOptions": "-XX:+UseG1GC"}, jsa) == {
+        "spark.driver.defaultJavaOptions": f"-XX:SharedArchiveFile={jsa}"}
+    assert local_jvm_options({"spark.driver.defaultJavaOptions": "-Xss4m"}, jsa) == {}
+    # Spark splits Java options on spaces outside double quotes
+    assert local_jvm_options({}, "/my dir/a.jsa") == {
+        "spark.driver.defaultJavaOptions": f'{LOCAL_GC_OPTION} "-XX:SharedArchiveFile=/my dir/a.jsa"'}
+
+
+def test_the_class_archive_follows_java_and_pyspark_and_the_config(tmp_path: Path, monkeypatch) -> None:
+    from mixlake.config import SparkConfig
+    from mixlake.spark import CLASS_ARCHIVE_PREFIX, class_archive_path, existing_class_archive
+
+    path = class_archive_path(str(tmp_path))
+    assert path is not None and path.parent == tmp_path and path.name.startswith(CLASS_ARCHIVE_PREFIX)
+    assert existing_class_archive(SparkConfig(), str(tmp_path)) is None  # not written: no option
+    path.write_bytes(b"")
+    assert existing_class_archive(SparkConfig(), str(tmp_path)) == str(path)
+    assert existing_class_archive(SparkConfig(class_archive=False), str(tmp_path)) is None
+    # another Java gets another archive name (its archive would not match this JVM)
+    fake_home = tmp_path / "jdk"
+    (fake_home / "bin").mkdir(parents=True)
+    (fake_home / "bin" / "java").write_text("")
+    monkeypatch.setenv("JAVA_HOME", str(fake_home))
+    other = class_archive_path(str(tmp_path))
+    assert other is not None and other != path
+
+
+def test_the_test_session_maps_the_class_archive_make_setup_wrote(spark) -> None:
+    """The archive is real and this JVM uses it: its file is mapped into the JVM's address space (a JVM that rejects
+    an archive — another classpath, another Java — unmaps it and loads every class from the jars)."""
+    from mixlake.config import SparkConfig
+    from mixlake.spark import default_ivy_dir, existing_class_archive
+
+    archive = existing_class_archive(SparkConfig(), default_ivy_dir())
+    assert archive is not None, "no class archive: run make setup (python -m mixlake.class_archive)"
+    jvm = spark.sparkContext._jvm
+    args = list(jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+    assert f"-XX:SharedArchiveFile={archive}" in args
+    pid = jvm.java.lang.ProcessHandle.current().pid()
+    with open(f"/proc/{pid}/maps") as f:
+        assert archive in f.read()

@@ -104,6 +104,7 @@ class SparkConfig:
     s3: bool | None = None  # add Hadoop S3A (s3_package); null: when the lake, mds.root or a source is on S3
     s3_package: str = "org.apache.hadoop:hadoop-aws:3.4.2"  # must match the Hadoop inside pyspark (3.4.2)
     log_level: str = "WARN"
+    class_archive: bool = True  # local sessions map JVM classes from the archive `make setup` dumps (mixlake.spark)
     conf: dict[str, str] = field(default_factory=dict)
 
 
