@@ -21,6 +21,8 @@ from mixlake.spans.spans import (
     _normalized_pieces,
     batch_spans,
     document_spans,
+    removal_ranges,
+    removal_stats,
     remove_spans,
     span_counts,
     span_occurrences,
@@ -178,14 +180,23 @@ def corpora(draw):
        keep=st.sampled_from(["first", "none"]))
 def test_span_removal_matches_the_oracle(spark, docs, window, min_words, min_count, keep):
     cfg = SpansConfig(window=window, min_words=min_words, min_count=min_count, keep=keep)
+    # documents that are blank already (no span): dropped from documents_clean as emptied, like a cut-out one
+    docs = {**docs, "~blank": "  ", "~empty": ""}
     df = spark.createDataFrame(sorted(docs.items()), "doc_id string, text string").repartition(3)
     occ = span_occurrences(df, cfg)
     counts = span_counts(occ, cfg)
-    cleaned = {r.doc_id: r.text for r in remove_spans(df, span_removals(occ, counts, cfg)).collect()}
+    removals = span_removals(occ, counts, cfg)
+    cleaned = {r.doc_id: r.text for r in remove_spans(df, removals).collect()}
     got_spans = {tuple(r) for r in spans_table(counts, df, cfg).collect()}
     want_cleaned, want_spans = _oracle(docs, cfg)
     assert got_spans == want_spans
     assert cleaned == want_cleaned
+    # the stage's counts (documents left blank, characters cut from the kept ones), computed by cutting again only
+    # the documents with ranges or already blank; blank as Spark's trim (spaces) sees it
+    stats = removal_stats(df, removal_ranges(removals)).first()
+    blank = {d for d, t in want_cleaned.items() if not t.strip(" ")}
+    assert stats.emptied == len(blank)
+    assert stats.removed_chars == sum(len(docs[d]) - len(t) for d, t in want_cleaned.items() if d not in blank)
 
 
 def test_a_hot_span_is_not_windowed(spark):

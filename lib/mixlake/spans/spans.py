@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from mixlake.errors import ConfigError
@@ -294,9 +294,14 @@ def _cut(text: str, ranges: list[tuple[int, int]]) -> str:
     return "".join(out).strip()
 
 
-def remove_spans(docs: DataFrame, removals: DataFrame) -> DataFrame:
-    """``docs`` with each document's removed ranges cut out; ``n_chars`` updated, ``removed_chars`` added."""
-    ranges = removals.groupBy("doc_id").agg(F.collect_list(F.struct("start", "end")).alias("_ranges"))
+def removal_ranges(removals: DataFrame) -> DataFrame:
+    """``(doc_id, _ranges)``: the ranges to cut from each document that loses a span (one row per such document)."""
+    return removals.groupBy("doc_id").agg(F.collect_list(F.struct("start", "end")).alias("_ranges"))
+
+
+def cut_ranges(docs: DataFrame, ranges: DataFrame) -> DataFrame:
+    """``docs`` with the ``ranges`` (:func:`removal_ranges`) of each document cut out; ``n_chars`` updated,
+    ``removed_chars`` added. Documents without ranges pass through unchanged."""
     joined = docs.join(ranges, "doc_id", "left")
     cols = docs.columns
 
@@ -319,3 +324,25 @@ def remove_spans(docs: DataFrame, removals: DataFrame) -> DataFrame:
 
     schema = docs.select(*cols).schema.simpleString()[len("struct<"):-1].replace(":", " ")
     return joined.mapInArrow(run, f"{schema}, removed_chars int")
+
+
+def remove_spans(docs: DataFrame, removals: DataFrame) -> DataFrame:
+    """``docs`` with each document's removed ranges cut out; ``n_chars`` updated, ``removed_chars`` added."""
+    return cut_ranges(docs, removal_ranges(removals))
+
+
+def is_blank(text: Column | str = "text") -> Column:
+    """Nothing but whitespace is left: the document is dropped from ``documents_clean``."""
+    return F.length(F.trim(text)) == 0
+
+
+def removal_stats(docs: DataFrame, ranges: DataFrame) -> DataFrame:
+    """One row: ``emptied`` (documents blank after the cut, so not written) and ``removed_chars`` (characters cut
+    from the documents that are written), computed by cutting again only the documents it can concern — those with
+    ranges and those already blank — rather than every document (the others lose nothing and stay non-blank)."""
+    concerned = docs.join(ranges.select("doc_id", F.lit(True).alias("_cut")), "doc_id", "left").filter(
+        F.col("_cut").isNotNull() | is_blank()).drop("_cut")
+    cut = cut_ranges(concerned, ranges)
+    return cut.agg(F.count(F.when(is_blank(), 1)).alias("emptied"),
+                   F.coalesce(F.sum(F.when(~is_blank(), F.col("removed_chars"))), F.lit(0)).cast("long")
+                   .alias("removed_chars"))

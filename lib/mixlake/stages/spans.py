@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from mixlake import storage
 from mixlake.config import MixlakeConfig
@@ -20,7 +19,17 @@ from mixlake.delta import (
     table_path,
     table_version,
 )
-from mixlake.spans.spans import SpansConfig, remove_spans, span_counts, span_occurrences, span_removals, spans_table
+from mixlake.spans.spans import (
+    SpansConfig,
+    cut_ranges,
+    is_blank,
+    removal_ranges,
+    removal_stats,
+    span_counts,
+    span_occurrences,
+    span_removals,
+    spans_table,
+)
 from mixlake.stages.inputs import cleaned_input
 from mixlake.stages.result import PhaseClock, StageResult
 
@@ -49,18 +58,18 @@ def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, 
     clock.phase("counts")
     replace_table(spans_table(counts, docs, sc), table_path(cfg.lake, "spans"))
     clock.phase("spans_write")
-    cleaned = persist(remove_spans(docs, span_removals(occ, counts, sc)), "cleaned")
-    clock.phase("removal")
+    # the ranges to cut (small: one row per document that loses a span) are persisted; the documents are cut and
+    # written in one pass (never persisted: the texts are the stage's largest data)
+    ranges = persist(removal_ranges(span_removals(occ, counts, sc)), "ranges")
+    clock.phase("removal_ranges")
     out_path = table_path(cfg.lake, "documents_clean")
-    is_empty = F.length(F.trim("text")) == 0
-    replace_table(cleaned.filter(~is_empty), out_path, partition_by=["source"])
+    replace_table(cut_ranges(docs, ranges).filter(~is_blank()), out_path, partition_by=["source"])
     clock.phase("documents_clean_write")
     # counted on what was read and written, none derived: rows of the input version and of the two written tables
-    # (as Delta's writer counted them into the commits: no query), emptied rows and removed characters (one pass over
-    # the persisted rows the table was written from)
+    # (as Delta's writer counted them into the commits: no query), emptied rows and removed characters (the cut
+    # computed again for the documents they can concern: those with ranges or already blank)
     n_in = row_count(spark, table_path(cfg.lake, source), version)
-    stats = cleaned.agg(F.count(F.when(is_empty, 1)).alias("emptied"),
-                        F.sum(F.when(~is_empty, F.col("removed_chars"))).alias("chars")).first()
+    stats = removal_stats(docs, ranges).first()
     n_emptied = int(stats.emptied)
     spans_path = table_path(cfg.lake, "spans")
     for r in spark.read.format("delta").load(spans_path).limit(5).collect():
@@ -73,7 +82,7 @@ def _run(spark: SparkSession, cfg: MixlakeConfig, sc: SpansConfig, source: str, 
     log.info("spans: seconds per phase %s", clock.seconds)
     res = StageResult("spans", records_in=n_in, records_out=n_out, dropped=n_emptied,
                       outputs={"documents_clean": out_version},
-                      details={"input_table": source, "removed_chars": int(stats.chars or 0),
+                      details={"input_table": source, "removed_chars": int(stats.removed_chars),
                                "repeated_spans": n_spans, "dropped_reason": "empty after span removal",
                                "phases": clock.pairs()})
     res.check()
